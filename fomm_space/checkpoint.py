@@ -1,0 +1,88 @@
+"""Reading FOMM checkpoints safely: weights only, strict names, hashes checked."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+PARTS = ("kp_detector", "generator")
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path, *, sha256: str | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """Load the ``kp_detector`` and ``generator`` state dicts of a checkpoint file.
+
+    The file is read with ``torch.load(weights_only=True)`` on the CPU: a pickle that
+    would run code is refused. Other entries (discriminator, optimisers, epoch) are
+    dropped; a ``module.`` prefix (from ``DataParallel``) is removed.
+
+    Raises:
+        CheckpointError: missing, unreadable, truncated, unsafe, hash mismatch, or
+            without the two state dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist; give the path of a .pth.tar file "
+                              "or a model name (--model) to download one.")
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual != sha256.lower():
+            raise CheckpointError(f"Checkpoint {path} has sha256 {actual}, expected {sha256}: the file is "
+                                  "damaged or not the published one. Delete it and download it again.")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than weights, "
+                              "which could run code when loaded. Use a checkpoint that holds only tensors.") from e
+    except (EOFError, RuntimeError, ValueError, OSError, IndexError, KeyError, TypeError,
+            AttributeError, MemoryError) as e:
+        raise CheckpointError(f"Checkpoint {path} can't be read: the file is truncated or not a PyTorch "
+                              f"checkpoint ({type(e).__name__}). Delete it and download it again.") from e
+    if not isinstance(data, dict) or not all(isinstance(data.get(p), dict) for p in PARTS):
+        found = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"Checkpoint {path} is not a FOMM checkpoint: it needs 'kp_detector' and "
+                              f"'generator' state dicts, found {found or 'nothing'}.")
+    return {part: _strip_prefix(data[part]) for part in PARTS}
+
+
+def _strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], *, part: str, source: str) -> None:
+    """Strictly load ``state`` into ``module``; mismatches raise :class:`CheckpointError`
+    naming the first differing tensors and the likely cause (a config of another model)."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    not_tensors = [k for k in state if not isinstance(state[k], torch.Tensor)]
+    if missing or unexpected or wrong or not_tensors:
+        details = []
+        for label, items in (("missing", missing), ("unexpected", unexpected),
+                             ("wrong shape (file vs config)", wrong), ("not tensors", not_tensors)):
+            if items:
+                details.append(f"{len(items)} {label}, e.g. {', '.join(items[:3])}")
+        raise CheckpointError(f"Checkpoint {source} does not fit the config's {part}: {'; '.join(details)}. "
+                              "Use the config that belongs to this checkpoint.")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"Checkpoint {source} does not fit the config's {part} ({e}).") from e

@@ -1,0 +1,65 @@
+"""Choosing the device and the precision, once per model."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from .errors import InputError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given and usable, else CUDA, then Apple MPS, then the CPU."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"Device {device!r} was asked for but CUDA is not available here; use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"Device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"Device {device!r} was asked for but MPS is not available here; use --device cpu.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"Device {device!r} is not supported; use cpu, cuda or mps.")
+    return dev
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def select_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for ``precision`` on ``device``.
+
+    ``auto`` is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
+    dtype = _DTYPES[precision]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise InputError("fp16 is not supported on the CPU; use --precision fp32 or bf16.")
+    return dtype

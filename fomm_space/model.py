@@ -1,0 +1,262 @@
+"""The animation engine: a loaded FOMM model that animates a source image by a driving video.
+
+Work that depends on the source alone (its keypoints, the generator's encoding, the
+dense-motion network's downsampled copy) is done once; driving frames then go through
+in batches, streamed in and out, so memory stays flat however long the clip.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_state, read_checkpoint
+from .config import ModelConfig
+from .device import select_device, select_dtype
+from .errors import InputError
+from .frames import as_float_rgb
+from .motion import Keypoints, movement_scale, transfer_motion
+from .networks import KPDetector, OcclusionAwareGenerator
+from .options import DEFAULTS
+from .registry import DEFAULT_MODEL, get_spec
+
+DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 4}
+
+
+@dataclass(frozen=True)
+class PreparedSource:
+    """What the engine keeps of a source image between batches (tensors on the device)."""
+
+    image: torch.Tensor          # (1, C, H, W) float32 in [0, 1]
+    keypoints: Keypoints         # value (1, K, 2) [, jacobian (1, K, 2, 2)]
+    features: torch.Tensor       # (1, F, h, w) generator encoding, compute dtype
+    motion_image: torch.Tensor   # (1, C, h', w') input of the dense-motion network
+
+    @property
+    def keypoints_array(self) -> np.ndarray:
+        """(K, 2) float32 source keypoints, (x, y) in [-1, 1]."""
+        return self.keypoints["value"][0].float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class AnimationBatch:
+    """A run of consecutive animated frames.
+
+    Attributes:
+        start: index of the first frame in the driving clip.
+        frames: (B, H, W, 3) float32 RGB in [0, 1], at the model's frame size.
+        driving_keypoints: (B, K, 2) float32 keypoints detected in the driving frames.
+        keypoints: (B, K, 2) float32 keypoints the source was moved to.
+    """
+
+    start: int
+    frames: np.ndarray
+    driving_keypoints: np.ndarray
+    keypoints: np.ndarray
+
+
+class FommModel:
+    """A FOMM keypoint detector and generator, on one device, at one precision."""
+
+    def __init__(self, kp_detector: KPDetector, generator: OcclusionAwareGenerator, config: ModelConfig,
+                 *, device: str | torch.device | None = None, precision: str = "auto",
+                 name: str | None = None):
+        self.device = select_device(device)
+        self.dtype = select_dtype(precision, self.device)
+        self.config = config
+        self.name = name or Path(config.source).stem
+        self.kp_detector = kp_detector.eval().to(self.device)
+        self.generator = generator.eval().to(self.device)
+        if self.generator.dense_motion_network is None:
+            raise InputError(f"{config.source}: a generator without dense_motion_params can't animate.")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames the model produces."""
+        return self.config.size
+
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def _to_tensor(self, frames: Sequence[np.ndarray], what: str) -> torch.Tensor:
+        """Frames -> (B, 3, H, W) float32 on the device at the model's size."""
+        arrays = [as_float_rgb(f, what=what) for f in frames]
+        shape = arrays[0].shape
+        if any(a.shape != shape for a in arrays):
+            raise InputError(f"The {what}s differ in size ({shape} vs others); all frames must match.")
+        x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
+        if tuple(x.shape[2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return x.clamp_(0, 1).contiguous()
+
+    @torch.inference_mode()
+    def detect_keypoints(self, frames: Sequence[np.ndarray]) -> Keypoints:
+        """Keypoints of images (each H x W x 3): ``value`` (B, K, 2) [, ``jacobian``], float32.
+
+        Runs in float32 at every precision: keypoints steer every pixel downstream.
+        """
+        return self.kp_detector(self._to_tensor(frames, "driving frame"))
+
+    @torch.inference_mode()
+    def prepare_source(self, source: np.ndarray) -> PreparedSource:
+        """Everything that depends on the source image alone (H x W x 3, see ``animate``)."""
+        image = self._to_tensor([source], "source image")
+        keypoints = self.kp_detector(image)
+        dense = self.generator.dense_motion_network
+        with self._autocast():
+            features = self.generator.encode(image)
+        return PreparedSource(image, keypoints, features, dense.downsample(image))
+
+    @torch.inference_mode()
+    def _generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
+        with self._autocast():
+            motion = self.generator.dense_motion_network(source.motion_image, kp_driving, source.keypoints,
+                                                         downsampled=True)
+            return self.generator.decode(source.features, motion)
+
+    def stream(self, source: np.ndarray, driving: Iterable[np.ndarray], *,
+               relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
+               best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
+               ) -> Iterator[AnimationBatch]:
+        """Animate lazily: driving frames are read and results yielded batch by batch.
+
+        Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
+        With ``best_frame`` and a one-pass iterator, frames up to it are held in memory.
+        Yields:
+            :class:`AnimationBatch` in order, covering every driving frame once.
+        """
+        prepared = self.prepare_source(source)
+        frames, reference = _split_reference(driving, best_frame)
+        kp_initial = self.detect_keypoints([reference]) if reference is not None else None
+        scale: float | None = None
+        size = batch_size or DEFAULT_BATCH.get(self.device.type, 4)
+        if size < 1:
+            raise InputError(f"batch_size must be at least 1, got {size}.")
+        start = 0
+        pending: list[np.ndarray] = []
+        it = iter(frames)
+        while True:
+            pending.extend(itertools.islice(it, size - len(pending)))
+            if not pending:
+                break
+            kp_driving = self.detect_keypoints(pending)
+            if kp_initial is None:
+                kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+            if scale is None:
+                scale = movement_scale(prepared.keypoints, kp_initial) if relative and adapt_scale else 1.0
+            kp_new = transfer_motion(prepared.keypoints, kp_driving, kp_initial,
+                                     relative=relative, adapt_scale=adapt_scale, scale=scale)
+            try:
+                out = self._generate(prepared, kp_new)
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                torch.cuda.empty_cache()
+                size = max(1, size // 2)
+                # Retry the frames that did not fit, in smaller batches.
+                it = itertools.chain(pending[size:], it)
+                pending = pending[:size]
+                continue
+            n = out.shape[0]
+            yield AnimationBatch(start=start,
+                                 frames=out.permute(0, 2, 3, 1).float().cpu().numpy(),
+                                 driving_keypoints=kp_driving["value"].float().cpu().numpy(),
+                                 keypoints=kp_new["value"].float().cpu().numpy())
+            start += n
+            pending = []
+        if start == 0:
+            raise InputError("The driving video has no frames.")
+
+    def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
+                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
+                best_frame: int | None = DEFAULTS.best_frame,
+                batch_size: int | None = DEFAULTS.batch_size) -> np.ndarray:
+        """Animate ``source`` by the motion of ``driving``.
+
+        Args:
+            source: (H, W, 3) RGB image, uint8 or float in [0, 1] (grey and RGBA accepted).
+            driving: (N, H, W, 3) array, or a sequence or iterator of (H, W, 3) frames.
+                Frames not at the model's size are resized (aspect ratio not kept:
+                crop first); frames already at that size are used as they are.
+            relative: relative motion (see :class:`~fomm_space.options.AnimationOptions`).
+            adapt_scale: movement-scale adaptation (only with ``relative``).
+            best_frame: index of the reference driving frame; the clip is animated from
+                it forwards and backwards and joined, as in the authors' demo.
+        Returns:
+            (N, H, W, 3) float32 RGB in [0, 1] at the model's frame size.
+        """
+        batches = list(self.stream(source, driving, relative=relative, adapt_scale=adapt_scale,
+                                   best_frame=best_frame, batch_size=batch_size))
+        return np.concatenate([b.frames for b in batches], axis=0)
+
+
+def _split_reference(driving: Iterable[np.ndarray], best_frame: int | None
+                     ) -> tuple[Iterable[np.ndarray], np.ndarray | None]:
+    """The frames to animate and the reference frame (``None``: the first frame)."""
+    if best_frame is None:
+        return driving, None
+    if isinstance(best_frame, bool) or not isinstance(best_frame, (int, np.integer)) or best_frame < 0:
+        raise InputError(f"best_frame must be a frame index >= 0, got {best_frame!r}.")
+    if isinstance(driving, (np.ndarray, Sequence)):
+        if best_frame >= len(driving):
+            raise InputError(f"best_frame {best_frame} is past the end of the driving video "
+                             f"({len(driving)} frames).")
+        return driving, driving[best_frame]
+    it = iter(driving)
+    head = list(itertools.islice(it, best_frame + 1))
+    if len(head) <= best_frame:
+        raise InputError(f"best_frame {best_frame} is past the end of the driving video ({len(head)} frames).")
+    return itertools.chain(head, it), head[best_frame]
+
+
+def load_model(name: str | None = None, *, config: str | Path | ModelConfig | None = None,
+               checkpoint: str | Path | None = None, device: str | torch.device | None = None,
+               precision: str = "auto", align_corners: bool = True, repo_id: str | None = None,
+               revision: str | None = None, cache_dir: str | Path | None = None) -> FommModel:
+    """Load a FOMM model, by name from the Hub or from local files.
+
+    Args:
+        name: one of ``fomm_space.MODELS`` (default ``vox``) when no checkpoint is given;
+            with a checkpoint, only picks the config.
+        config: a config YAML path (or :class:`ModelConfig`); default: the named model's.
+        checkpoint: a local ``.pth.tar``; default: download the named model.
+        device: ``cuda``, ``mps``, ``cpu`` or ``None`` for the best available.
+        precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
+            ``fp32``, ``bf16`` or ``fp16``.
+        align_corners: ``grid_sample`` alignment. ``True`` is what the published
+            checkpoints were trained with; ``False`` is what the authors' code does on
+            PyTorch >= 1.3.
+        repo_id, revision, cache_dir: where to download from and cache (mirrors).
+    Raises:
+        ConfigError, ModelNotFoundError, CheckpointError, InputError.
+    """
+    sha256 = None
+    if checkpoint is None:
+        from .hub import download_checkpoint
+
+        spec = get_spec(name or DEFAULT_MODEL, repo_id=repo_id, revision=revision)
+        checkpoint = download_checkpoint(spec, cache_dir=cache_dir)
+        sha256 = spec.sha256
+        config = config or spec.config_path
+    elif config is None:
+        if name is None:
+            raise InputError("A checkpoint needs its config: pass config=... (--config) or a model name.")
+        config = get_spec(name).config_path
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_yaml(config)
+    select_dtype(precision, select_device(device))  # fail on a bad option before the slow part
+    kp_detector, generator = cfg.build(align_corners=align_corners)
+    state = read_checkpoint(checkpoint, sha256=sha256)
+    load_state(kp_detector, state["kp_detector"], part="kp_detector", source=str(checkpoint))
+    load_state(generator, state["generator"], part="generator", source=str(checkpoint))
+    return FommModel(kp_detector, generator, cfg, device=device, precision=precision,
+                     name=name or Path(str(checkpoint)).name)

@@ -1,0 +1,7 @@
+"""The three FOMM networks, as plain ``nn.Module``s named as in the paper."""
+
+from .dense_motion import DenseMotionNetwork
+from .generator import OcclusionAwareGenerator
+from .keypoint_detector import KPDetector
+
+__all__ = ["DenseMotionNetwork", "KPDetector", "OcclusionAwareGenerator"]

@@ -1,0 +1,37 @@
+"""Per-request animation options, with their defaults defined once for the API, CLI and UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AnimationOptions:
+    """What a user can choose for one animation.
+
+    Attributes:
+        relative: move the source by the driving motion relative to the reference
+            frame (the authors' ``--relative``), instead of copying absolute keypoints.
+        adapt_scale: scale that motion by the ratio of keypoint hull sizes
+            (``--adapt_scale``); only with ``relative``.
+        best_frame: index of the driving frame to use as the reference; ``None`` = the
+            first frame (or the one found with ``find_best_frame``).
+        find_best_frame: search the driving clip for the frame whose face pose is
+            closest to the source's, and use it as the reference.
+        crop: find and crop the faces in the photo and the video.
+        crop_scale: size of the square crop relative to the detected face box.
+        max_seconds: longest driving clip accepted; longer clips are cut (announced).
+        batch_size: driving frames per forward pass (``None``: per device).
+    """
+
+    relative: bool = True
+    adapt_scale: bool = True
+    best_frame: int | None = None
+    find_best_frame: bool = False
+    crop: bool = True
+    crop_scale: float = 1.8
+    max_seconds: float = 60.0
+    batch_size: int | None = None
+
+
+DEFAULTS = AnimationOptions()

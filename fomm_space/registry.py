@@ -1,0 +1,63 @@
+"""The eight published FOMM checkpoints, by name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from .config import CONFIG_DIR
+from .errors import ModelNotFoundError
+
+DEFAULT_REPO_ID = "MCMLXXXVII/thinplatesv1"
+# The repository's commit could not be looked up from here; "main" is pinned per file
+# by its sha256 where known. Mirrors and pins: FOMM_REPO_ID / FOMM_REVISION or flags.
+DEFAULT_REVISION = "main"
+REPO_ENV = "FOMM_REPO_ID"
+REVISION_ENV = "FOMM_REVISION"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a named model's config and checkpoint live."""
+
+    name: str
+    config: str
+    filename: str
+    description: str
+    repo_id: str = DEFAULT_REPO_ID
+    revision: str = DEFAULT_REVISION
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def config_path(self):
+        return CONFIG_DIR / self.config
+
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("vox", "vox-256.yaml", "vox-cpk.pth.tar", "Faces (VoxCeleb talking heads)",
+              sha256="abb41ab1f279f26326c0d6e4d20702de6658364665aa1313daa7a63e89ea2b23",
+              size=728_766_691),
+    ModelSpec("vox-adv", "vox-adv-256.yaml", "vox-adv-cpk.pth.tar",
+              "Faces, trained with an adversarial loss (sharper, less stable)"),
+    ModelSpec("taichi", "taichi-256.yaml", "taichi-cpk.pth.tar", "Full bodies (Tai-Chi-HD)"),
+    ModelSpec("taichi-adv", "taichi-adv-256.yaml", "taichi-adv-cpk.pth.tar",
+              "Full bodies, trained with an adversarial loss"),
+    ModelSpec("fashion", "fashion-256.yaml", "fashion.pth.tar", "Fashion models on plain backgrounds"),
+    ModelSpec("mgif", "mgif-256.yaml", "mgif-cpk.pth.tar", "Cartoon animals (Moving GIF)"),
+    ModelSpec("nemo", "nemo-256.yaml", "nemo-cpk.pth.tar", "Smiling faces (NEMO)"),
+    ModelSpec("bair", "bair-256.yaml", "bair-cpk.pth.tar", "Robot arm pushing objects (BAIR)"),
+)}
+DEFAULT_MODEL = "vox"
+
+
+def get_spec(name: str, *, repo_id: str | None = None, revision: str | None = None) -> ModelSpec:
+    """Look a model up by name; ``repo_id``/``revision`` (or FOMM_REPO_ID/FOMM_REVISION)
+    point it at a mirror."""
+    try:
+        spec = MODELS[name]
+    except KeyError as e:
+        raise ModelNotFoundError(f"Unknown model {name!r}; choose one of: {', '.join(MODELS)}.") from e
+    repo_id = repo_id or os.environ.get(REPO_ENV) or spec.repo_id
+    revision = revision or os.environ.get(REVISION_ENV) or spec.revision
+    return replace(spec, repo_id=repo_id, revision=revision)
