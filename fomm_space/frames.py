@@ -45,3 +45,48 @@ def as_float_rgb(image: np.ndarray, *, what: str = "image") -> np.ndarray:
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """float in [0, 1] -> uint8, rounding to nearest."""
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def read_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read a photo as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation.
+
+    Grey, palette, RGBA, CMYK and 16-bit images are converted. Images over
+    ``max_pixels`` are refused from their header, before they are decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise InputError(f"The image is {w}x{h} pixels; the limit is {max_pixels // 1_000_000} megapixels. "
+                                 "Scale it down and try again.")
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                return np.repeat((arr / max(arr.max(), 1) * 255 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError as e:
+        raise InputError(f"Image {path} does not exist.") from e
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path} is not an image that can be read; use a PNG or JPEG photo.") from e
+    except OSError as e:
+        raise InputError(f"{path} can't be read as an image ({e}).") from e
+
+
+def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 frame to (height, width) with anti-aliasing; uint8 out.
+
+    A frame already at ``size`` is returned as it is.
+    """
+    if frame.shape[:2] == tuple(size):
+        return frame
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return x[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()

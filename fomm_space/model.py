@@ -20,13 +20,14 @@ from .checkpoint import load_state, read_checkpoint
 from .config import ModelConfig
 from .device import select_device, select_dtype
 from .errors import InputError
+from .fast import optimize_for_inference
 from .frames import as_float_rgb
 from .motion import Keypoints, movement_scale, transfer_motion
 from .networks import KPDetector, OcclusionAwareGenerator
 from .options import DEFAULTS
 from .registry import DEFAULT_MODEL, get_spec
 
-DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 4}
+DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 2}
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,22 @@ class FommModel:
 
     def __init__(self, kp_detector: KPDetector, generator: OcclusionAwareGenerator, config: ModelConfig,
                  *, device: str | torch.device | None = None, precision: str = "auto",
-                 name: str | None = None):
+                 name: str | None = None, optimize: bool = True):
         self.device = select_device(device)
         self.dtype = select_dtype(precision, self.device)
         self.config = config
         self.name = name or Path(config.source).stem
-        self.kp_detector = kp_detector.eval().to(self.device)
-        self.generator = generator.eval().to(self.device)
-        if self.generator.dense_motion_network is None:
+        if generator.dense_motion_network is None:
             raise InputError(f"{config.source}: a generator without dense_motion_params can't animate.")
+        kp_detector, generator = kp_detector.eval(), generator.eval()
+        if optimize:
+            winograd = self.device.type == "cpu"
+            kp_detector = optimize_for_inference(kp_detector, winograd=winograd)
+            generator = optimize_for_inference(generator, winograd=winograd)
+        self.kp_detector = kp_detector.to(self.device)
+        self.generator = generator.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
 
     @property
     def size(self) -> tuple[int, int]:
@@ -97,7 +105,7 @@ class FommModel:
         x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
         if tuple(x.shape[2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        return x.clamp_(0, 1).contiguous()
+        return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def detect_keypoints(self, frames: Sequence[np.ndarray]) -> Keypoints:
@@ -127,16 +135,20 @@ class FommModel:
     def stream(self, source: np.ndarray, driving: Iterable[np.ndarray], *,
                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
-               ) -> Iterator[AnimationBatch]:
+               reference: np.ndarray | None = None) -> Iterator[AnimationBatch]:
         """Animate lazily: driving frames are read and results yielded batch by batch.
 
         Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
-        With ``best_frame`` and a one-pass iterator, frames up to it are held in memory.
+            With ``best_frame`` and a one-pass iterator, frames up to it are held in
+            memory; a caller that can fetch that frame itself passes it as ``reference``.
         Yields:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
         prepared = self.prepare_source(source)
-        frames, reference = _split_reference(driving, best_frame)
+        if reference is not None:
+            frames = driving
+        else:
+            frames, reference = _split_reference(driving, best_frame)
         kp_initial = self.detect_keypoints([reference]) if reference is not None else None
         scale: float | None = None
         size = batch_size or DEFAULT_BATCH.get(self.device.type, 4)

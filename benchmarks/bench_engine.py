@@ -1,0 +1,126 @@
+"""Frames per second of FOMM at vox-256 with random weights.
+
+Compares the authors' way (one frame at a time, the full generator every frame, fp32)
+with the engine at each precision, and reports the engine's PSNR against fp32.
+
+    python benchmarks/bench_engine.py [--frames 24] [--device cpu] [--precisions auto fp32 bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.model import FommModel  # noqa: E402
+from fomm_space.motion import transfer_motion  # noqa: E402
+
+
+def smooth_noise(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """(n, size, size, 3) float32 images of blurred noise: structure at several scales."""
+    low = rng.random((n, 3, size // 16, size // 16), dtype=np.float32)
+    x = torch.nn.functional.interpolate(torch.from_numpy(low), size=(size, size), mode="bicubic")
+    x = x + 0.05 * torch.from_numpy(rng.standard_normal((n, 3, size, size), dtype=np.float32))
+    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def random_model(config: ModelConfig, seed: int = 0):
+    """Random networks whose BatchNorm statistics are calibrated on images, so that the
+    activations have realistic ranges (plain random BN statistics saturate the output)."""
+    torch.manual_seed(seed)
+    kp_detector, generator = config.build()
+    images = torch.from_numpy(smooth_noise(np.random.default_rng(seed), 4, config.size[0])).permute(0, 3, 1, 2)
+    for module in (kp_detector, generator):
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+    with torch.no_grad():
+        kp_detector.train()
+        kp = kp_detector(images)
+        kp_detector.eval()
+        kp = kp_detector(images)
+        generator.train()
+        generator(images, {k: v.flip(0) for k, v in kp.items()}, kp)
+    return kp_detector.eval(), generator.eval()
+
+
+def reference_loop(kp_detector, generator, dev: torch.device, source: np.ndarray,
+                   driving: np.ndarray) -> np.ndarray:
+    """The authors' demo loop: per frame, keypoints and the whole generator, in fp32."""
+    kp_detector, generator = kp_detector.to(dev), generator.to(dev)
+    out = []
+    with torch.no_grad():
+        src = torch.from_numpy(source).permute(2, 0, 1)[None].to(dev)
+        drv = torch.from_numpy(driving).permute(0, 3, 1, 2).to(dev)
+        kp_source = kp_detector(src)
+        kp_initial = kp_detector(drv[:1])
+        for i in range(drv.shape[0]):
+            kp_driving = kp_detector(drv[i:i + 1])
+            kp_norm = transfer_motion(kp_source, kp_driving, kp_initial, relative=True, adapt_scale=True)
+            pred = generator(src, kp_norm, kp_source)["prediction"]
+            out.append(pred.permute(0, 2, 3, 1).cpu().numpy()[0])
+    return np.stack(out)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def timed(fn, sync):
+    sync()
+    t0 = time.perf_counter()
+    result = fn()
+    sync()
+    return result, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--precisions", nargs="+", default=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--config", default=str(CONFIG_DIR / "vox-256.yaml"))
+    args = parser.parse_args()
+
+    config = ModelConfig.from_yaml(args.config)
+    kp_detector, generator = random_model(config)
+    dev = FommModel(kp_detector, generator, config, device=args.device, precision="fp32").device
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rng = np.random.default_rng(1)
+    source = smooth_noise(rng, 1, config.size[0])[0]
+    driving = smooth_noise(rng, args.frames, config.size[0])
+
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cpus {os.cpu_count()}, frames {args.frames}, config {Path(args.config).name}")
+    reference_loop(kp_detector, generator, dev, source, driving[:2])  # warm-up
+    ref, t_ref = timed(lambda: reference_loop(kp_detector, generator, dev, source, driving), sync)
+    fps_ref = args.frames / t_ref
+    print(f"{'frame-by-frame fp32 (authors)':34s} {fps_ref:8.2f} frames/s   1.00x")
+    for precision in args.precisions:
+        try:
+            model = FommModel(kp_detector, generator, config, device=dev, precision=precision)
+        except Exception as e:  # noqa: BLE001 - a precision the device lacks is reported, not fatal
+            print(f"{'engine ' + precision:34s} skipped: {e}")
+            continue
+        model.animate(source, driving[:2], batch_size=args.batch_size)  # warm-up
+        out, t = timed(lambda: model.animate(source, driving, batch_size=args.batch_size), sync)
+        fps = args.frames / t
+        print(f"{'engine ' + precision + ' (' + model.precision + ')':34s} {fps:8.2f} frames/s  "
+              f"{fps / fps_ref:5.2f}x   PSNR vs fp32 {psnr(out, ref):6.1f} dB")
+
+
+if __name__ == "__main__":
+    main()

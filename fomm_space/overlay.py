@@ -1,0 +1,51 @@
+"""Keypoint overlays: what the model tracked, drawn on the frames."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+
+def keypoint_colors(num_kp: int) -> np.ndarray:
+    """(K, 3) uint8 RGB colours, one per keypoint, evenly spread in hue."""
+    return np.array([[round(255 * c) for c in colorsys.hsv_to_rgb(i / num_kp, 0.9, 1.0)]
+                     for i in range(num_kp)], dtype=np.uint8)
+
+
+def to_pixels(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(K, 2) keypoints (x, y) in [-1, 1] -> (K, 2) pixel coordinates (x, y)."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    return np.stack([(kp[:, 0] + 1) * (width - 1) / 2, (kp[:, 1] + 1) * (height - 1) / 2], axis=1)
+
+
+def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, colors: np.ndarray | None = None,
+                   radius: float | None = None) -> np.ndarray:
+    """Return a copy of an (H, W, 3) uint8 image with each keypoint as a filled dot.
+
+    ``keypoints`` are (K, 2) in [-1, 1]; the dot radius defaults to 1.5% of the
+    image's smaller side, with a dark rim so dots show on light and dark images.
+    """
+    out = np.array(image, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    colors = keypoint_colors(len(keypoints)) if colors is None else colors
+    r = radius if radius is not None else max(2.0, 0.015 * min(h, w))
+    yy, xx = np.mgrid[0:h, 0:w]
+    for (x, y), color in zip(to_pixels(keypoints, h, w), colors):
+        y0, y1 = max(0, int(y - r - 2)), min(h, int(y + r + 3))
+        x0, x1 = max(0, int(x - r - 2)), min(w, int(x + r + 3))
+        if y0 >= y1 or x0 >= x1:
+            continue
+        d2 = (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2
+        patch = out[y0:y1, x0:x1]
+        patch[d2 <= (r + 1) ** 2] = (0, 0, 0)
+        patch[d2 <= r ** 2] = color
+    return out
+
+
+def overlay_panel(source: np.ndarray, source_kp: np.ndarray, driving: np.ndarray, driving_kp: np.ndarray,
+                  result: np.ndarray, result_kp: np.ndarray) -> np.ndarray:
+    """Source | driving | result side by side (all (H, W, 3) uint8), each with its keypoints."""
+    colors = keypoint_colors(len(source_kp))
+    return np.concatenate([draw_keypoints(source, source_kp, colors), draw_keypoints(driving, driving_kp, colors),
+                           draw_keypoints(result, result_kp, colors)], axis=1)

@@ -1,0 +1,180 @@
+"""The one module that reads and writes video files (with the ffmpeg of imageio-ffmpeg).
+
+Frames are streamed: a clip is never held in memory whole. Output is written to a
+temporary file beside the target and moved into place only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary that imageio-ffmpeg ships (or FFMPEG_BINARY)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffmpeg reports of a video: ``size`` is (width, height) after rotation."""
+
+    fps: float
+    size: tuple[int, int]
+    duration: float
+    frame_count: int | None
+    has_audio: bool
+
+
+def _open_reader(path: Path):
+    import imageio_ffmpeg
+
+    if not path.is_file():
+        raise InputError(f"Video {path} does not exist.")
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(gen)
+    except (OSError, RuntimeError, StopIteration, ValueError) as e:
+        raise InputError(f"{path.name} can't be read as a video; use an mp4, mov, webm or gif file.") from e
+    return gen, meta
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Frame rate, size, duration and whether there is sound. Raises InputError."""
+    gen, meta = _open_reader(Path(path))
+    gen.close()
+    fps = float(meta.get("fps") or 0) or 25.0
+    size = tuple(int(v) for v in meta.get("size") or (0, 0))
+    duration = float(meta.get("duration") or 0)
+    count = int(round(duration * fps)) if duration else None
+    return VideoInfo(fps=fps, size=size, duration=duration, frame_count=count,  # type: ignore[arg-type]
+                     has_audio=bool(meta.get("audio_codec")))
+
+
+def read_frames(path: str | Path, *, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video as (H, W, 3) uint8 RGB, one at a time.
+
+    Raises InputError if the file can't be decoded or holds no frame.
+    """
+    path = Path(path)
+    gen, meta = _open_reader(path)
+    width, height = (int(v) for v in meta["size"])
+    count = 0
+    try:
+        for raw in gen:
+            if max_frames is not None and count >= max_frames:
+                break
+            frame = np.frombuffer(raw, dtype=np.uint8)
+            if frame.size != width * height * 3:
+                break  # a truncated last frame
+            count += 1
+            yield frame.reshape(height, width, 3)
+    except (OSError, RuntimeError) as e:
+        raise InputError(f"{path.name} is damaged: decoding stopped after {count} frames.") from e
+    finally:
+        gen.close()
+    if count == 0:
+        raise InputError(f"{path.name} has no video frames.")
+
+
+class VideoWriter:
+    """Write (H, W, 3) uint8 RGB frames to an H.264/yuv420p mp4 that browsers play.
+
+    Frames go to a temporary file in the target's folder; :meth:`close` adds the sound
+    of ``audio_from`` (if it has any, trimmed to the video) and moves the result into
+    place. On error (or :meth:`abort`) nothing is left behind. Use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, fps: float, *, audio_from: str | Path | None = None,
+                 crf: int = 18):
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.audio_from = Path(audio_from) if audio_from else None
+        self.crf = crf
+        self.frames = 0
+        self._writer = None
+        self._size: tuple[int, int] | None = None
+        if not self.path.parent.is_dir():
+            raise InputError(f"Output folder {self.path.parent} does not exist.")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the result should not be
+        self._tmp = Path(tmp)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 frame; odd sizes are padded to even by edge copies."""
+        import imageio_ffmpeg
+
+        h, w = frame.shape[:2]
+        if self._writer is None:
+            self._size = (w + w % 2, h + h % 2)
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self._tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+                pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                output_params=["-crf", str(self.crf), "-preset", "veryfast", "-movflags", "+faststart"])
+            self._writer.send(None)
+        if (w + w % 2, h + h % 2) != self._size:
+            raise InputError(f"Frame size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}.")
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns its path."""
+        if self._writer is None:
+            self.abort()
+            raise InputError("No frames were written.")
+        try:
+            self._writer.close()
+            self._writer = None
+            if self.audio_from is not None:
+                self._mux_audio()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def _mux_audio(self) -> None:
+        """Copy the video stream and add the first audio stream of ``audio_from`` (AAC)."""
+        muxed = self._tmp.with_name(self._tmp.stem + ".a.mp4")
+        cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp), "-i", str(self.audio_from),
+               "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+               "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            muxed.unlink(missing_ok=True)
+            raise InputError(f"Adding the sound failed: {result.stderr.strip()[-300:]}")
+        os.replace(muxed, self._tmp)
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the file is deleted below
+                pass
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
