@@ -74,7 +74,7 @@ class WinogradConv2d(nn.Module):
         nh, nw = -(-h // 4), -(-w // 4)
         o = self.u.shape[2]
         # Zero padding: 1 for the convolution, more at the bottom/right to whole tiles.
-        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 4 * nh - h + 1, 1, 4 * nw - w + 1))
+        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 4 * nw - w + 1, 1, 4 * nh - h + 1))
         tiles = nh * nw
         outs = []
         for i in range(b):  # one image at a time keeps the transformed tiles in cache

@@ -54,12 +54,12 @@ def download_checkpoint(spec: ModelSpec, *, cache_dir: str | Path | None = None,
     except RepositoryNotFoundError as e:
         raise ModelNotFoundError(f"Repository {spec.repo_id} was not found on the Hub (or is private); "
                                  "check FOMM_REPO_ID / --repo-id.") from e
-    except EntryNotFoundError as e:
-        raise ModelNotFoundError(f"{where} was not found on the Hub; check the mirror's file names.") from e
     except LocalEntryNotFoundError as e:
         raise ModelNotFoundError(
             f"Can't download model {spec.name!r} ({where}): the Hub is unreachable. Check the network "
             "connection, or give --config and --checkpoint for a local file.") from e
+    except EntryNotFoundError as e:
+        raise ModelNotFoundError(f"{where} was not found on the Hub; check the mirror's file names.") from e
     except HfHubHTTPError as e:
         raise ModelNotFoundError(f"Downloading {where} failed: {e}") from e
     except OSError as e:

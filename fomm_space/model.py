@@ -151,7 +151,7 @@ class FommModel:
             frames, reference = _split_reference(driving, best_frame)
         kp_initial = self.detect_keypoints([reference]) if reference is not None else None
         scale: float | None = None
-        size = batch_size or DEFAULT_BATCH.get(self.device.type, 4)
+        size = DEFAULT_BATCH.get(self.device.type, 4) if batch_size is None else batch_size
         if size < 1:
             raise InputError(f"batch_size must be at least 1, got {size}.")
         start = 0
