@@ -36,11 +36,25 @@ class VideoInfo:
     has_audio: bool
 
 
+def _is_still_image(path: Path) -> bool:
+    """True for a photo (one frame), which ffmpeg would otherwise read as a 1-frame video."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "n_frames", 1) <= 1
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def _open_reader(path: Path):
     import imageio_ffmpeg
 
     if not path.is_file():
         raise InputError(f"Video {path} does not exist.")
+    if _is_still_image(path):
+        raise InputError(f"{path.name} is a still image, not a video; give a video (mp4, mov, webm or gif) "
+                         "as the driving clip.")
     try:
         gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(gen)
