@@ -51,37 +51,31 @@ def warp(image: torch.Tensor, grid: torch.Tensor, align_corners: bool) -> torch.
     return out.to(image.dtype)
 
 
-class SameBlock2d(nn.Module):
-    """conv -> BN -> ReLU, keeping the resolution."""
+class _ConvNorm(nn.Module):
+    """A convolution and its BatchNorm, named ``conv`` and ``norm`` as in the checkpoints."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
         self.norm = nn.BatchNorm2d(out_features, affine=True)
+
+
+class SameBlock2d(_ConvNorm):
+    """conv -> BN -> ReLU, keeping the resolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(x)))
 
 
-class DownBlock2d(nn.Module):
+class DownBlock2d(_ConvNorm):
     """conv 3x3 -> BN -> ReLU -> 2x2 average pool."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(F.relu(self.norm(self.conv(x))), 2)
 
 
-class UpBlock2d(nn.Module):
+class UpBlock2d(_ConvNorm):
     """Nearest x2 upsample -> conv 3x3 -> BN -> ReLU."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
