@@ -97,8 +97,9 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
     if overlay is not None:
         writers.append(VideoWriter(Path(overlay), info.fps))
     done = 0
+    source_kp = model.prepare_source(src).keypoints_array if overlay is not None else None
+    paths: list[Path] = []
     try:
-        source_kp = None
         for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
                                   batch_size=options.batch_size, reference=reference):
             results = to_uint8(batch.frames)
@@ -106,17 +107,18 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
                 writers[0].write(result)
                 driving_frame = pending.popleft()
                 if overlay is not None:
-                    if source_kp is None:
-                        source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy()
                     writers[1].write(overlay_panel(src, source_kp, driving_frame, batch.driving_keypoints[i],
                                                    result, batch.keypoints[i]))
             done += len(results)
             if progress is not None:
                 progress(done, total)
-        paths = [w.close() for w in writers]
+        for w in reversed(writers):  # the overlay first: the main output appears last
+            paths.insert(0, w.close())
     except BaseException:
         for w in writers:
             w.abort()
+        for path in paths:
+            path.unlink(missing_ok=True)
         raise
     return AnimationReport(output=paths[0], overlay=paths[1] if overlay is not None else None, frames=done,
                            fps=info.fps, seconds=time.perf_counter() - t0, truncated=truncated,

@@ -67,3 +67,18 @@ def test_models_lists_all_eight():
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == [
         "vox", "vox-adv", "taichi", "taichi-adv", "fashion", "mgif", "nemo", "bair"]
+
+
+def test_driving_sound_is_kept_and_trimmed(tiny_files, media, tmp_path):
+    photo, _ = media
+    clip = tmp_path / "talk.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=80x64:rate=10",
+                    "-f", "lavfi", "-i", "sine=frequency=440", "-t", "2", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
+    out = tmp_path / "out.mp4"
+    result = run("animate", "--source", photo, "--driving", clip, "--output", out, *model_args(tiny_files))
+    assert result.returncode == 0, result.stderr
+    streams = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "Audio: aac" in streams and "Video: h264" in streams
+    assert probe(out).has_audio
+    assert len(list(read_frames(out))) == 20
