@@ -52,7 +52,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             m = models.get(model)
             report = animate_files(m, source, driving, out_dir / "animation.mp4", options=options,
                                    overlay=out_dir / "keypoints.mp4",
-                                   progress=lambda done, total: progress((done, total), unit="frames"))
+                                   progress=lambda stage, done, total: progress((done, total), desc=stage, unit="frames"))
         except FommError as e:
             raise gr.Error(str(e)) from e
         return str(report.output), str(report.overlay), report.summary()

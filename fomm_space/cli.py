@@ -1,4 +1,4 @@
-"""Command line: ``python -m fomm_space animate|models``."""
+"""Command line: ``python -m fomm_space animate|crop|models``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                             "--no-align-corners reproduces the authors' code on a current PyTorch")
 
 
+def _add_crop_args(parser: argparse.ArgumentParser, *, toggle: bool = True) -> None:
+    group = parser.add_argument_group("faces and video")
+    if toggle:
+        group.add_argument("--crop", action=argparse.BooleanOptionalAction, default=DEFAULTS.crop,
+                           help="find and crop the faces in photo and video (default on); --no-crop uses "
+                                "the centred squares")
+    group.add_argument("--crop-scale", type=float, default=DEFAULTS.crop_scale,
+                       help=f"crop side / face box side (default {DEFAULTS.crop_scale:g}: hair and chin kept)")
+    group.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
+                       help=f"longest driving clip used; longer ones are cut (default {DEFAULTS.max_seconds:g})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fomm_space",
                                      description="First Order Motion Model: animate a photo by a video.")
@@ -38,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--driving", required=True, help="video whose motion is transferred")
     animate.add_argument("--output", required=True, help="mp4 to write (H.264, with the driving sound)")
     animate.add_argument("--overlay", help="also write a keypoint-overlay mp4 here")
+    animate.add_argument("--preview", help="also write the cropped photo with its keypoints here (.png)")
     motion = animate.add_argument_group("motion")
     motion.add_argument("--relative", action=argparse.BooleanOptionalAction, default=DEFAULTS.relative,
                         help="relative motion from the reference frame (default on)")
@@ -45,13 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="adapt the movement scale to the face sizes (default on)")
     motion.add_argument("--best-frame", type=int, default=DEFAULTS.best_frame, metavar="N",
                         help="use driving frame N as the reference; animate forwards and backwards from it")
-    motion.add_argument("--no-crop", dest="crop", action="store_false", default=DEFAULTS.crop,
-                        help="use the centred square of photo and video as they are")
-    motion.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
-                        help=f"longest driving clip used; longer ones are cut (default {DEFAULTS.max_seconds:g})")
+    motion.add_argument("--find-best-frame", action=argparse.BooleanOptionalAction,
+                        default=DEFAULTS.find_best_frame,
+                        help="use the driving frame whose face pose is closest to the photo's as the reference")
+    _add_crop_args(animate)
     motion.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="driving frames per forward pass (default per device)")
     _add_model_args(animate)
+
+    crop = sub.add_parser("crop", help="write the face crop of a video (the input FOMM expects)")
+    crop.add_argument("--input", required=True, help="video to crop")
+    crop.add_argument("--output", required=True, help="mp4 to write (with the input's sound)")
+    crop.add_argument("--size", type=int, default=256, help="side of the square output in pixels (default 256)")
+    crop.add_argument("--device", default="cpu", help="device of the face detector (default cpu)")
+    _add_crop_args(crop, toggle=False)
 
     sub.add_parser("models", help="list the published models")
     return parser
@@ -63,31 +83,74 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _animate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .model import load_model
     from .pipeline import animate_files
 
     options = AnimationOptions(relative=args.relative, adapt_scale=args.adapt_scale, best_frame=args.best_frame,
-                               crop=args.crop, max_seconds=args.max_seconds, batch_size=args.batch_size)
+                               find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
+                               max_seconds=args.max_seconds, batch_size=args.batch_size)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,
                        precision=args.precision, align_corners=args.align_corners, repo_id=args.repo_id,
                        revision=args.revision)
-    with tqdm(unit="frame", desc="animating", file=sys.stderr, disable=None) as bar:
-        def progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _ProgressBars() as progress:
         report = animate_files(model, args.source, args.driving, args.output, options=options,
-                               overlay=args.overlay, progress=progress)
-    if report.truncated:
+                               overlay=args.overlay, preview=args.preview, progress=progress)
+    _note_truncation(report.truncated, options)
+    extra = [str(p) for p in (report.overlay, report.preview) if p is not None]
+    print(f"wrote {report.output}" + "".join(f" and {p}" for p in extra) + f": {report.summary()}")
+    return 0
+
+
+def _crop(args: argparse.Namespace) -> int:
+    from .pipeline import crop_video_file
+
+    if args.size < 16 or args.size > 2048:
+        return _fail(f"--size must be between 16 and 2048 pixels, got {args.size}.", 2)
+    options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds)
+    with _ProgressBars() as progress:
+        report = crop_video_file(args.input, args.output, size=(args.size, args.size), options=options,
+                                 device=args.device, progress=progress)
+    _note_truncation(report.truncated, options)
+    b = report.box
+    print(f"wrote {report.output}: {report.frames} frames at {report.fps:g} fps, crop box "
+          f"x={b.left:.0f} y={b.top:.0f} size={b.width:.0f}")
+    return 0
+
+
+def _note_truncation(truncated: bool, options: AnimationOptions) -> None:
+    if truncated:
         print(f"note: the driving video is longer than {options.max_seconds:g} s; it was cut there.",
               file=sys.stderr)
-    print(f"wrote {report.output}" + (f" and {report.overlay}" if report.overlay else "")
-          + f": {report.summary()}")
-    return 0
+
+
+class _ProgressBars:
+    """A tqdm bar per pipeline stage, on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self):
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(unit="frame", desc=stage, total=total, file=sys.stderr, disable=None)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "_ProgressBars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for spec in MODELS.values():
                 print(f"{spec.name:11s} {spec.config:20s} {spec.description}")
             return 0
-        return _animate(args)
+        return _crop(args) if args.command == "crop" else _animate(args)
     except FommError as e:
         return _fail(str(e))
     except KeyboardInterrupt:

@@ -1,13 +1,170 @@
-"""Cropping frames to the square the model works on."""
+"""Cropping frames to the square the model works on: face boxes, tracking, stable crops.
+
+Boxes are in pixels of the frame they were found in. Nothing here runs a detector:
+the detections come in (see :mod:`fomm_space.faces`), crops go out.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from .frames import resize
 
-def center_square(frame: np.ndarray) -> np.ndarray:
-    """The largest centred square of an (H, W, C) frame (a view, no copy)."""
-    h, w = frame.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return frame[top:top + side, left:left + side]
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: ``left, top`` inclusive, ``right, bottom`` exclusive."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.right - self.left)
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.bottom - self.top)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """(x, y)."""
+        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
+
+    def scaled(self, factor: float) -> "Box":
+        """The same box in an image resized by ``factor``."""
+        return Box(self.left * factor, self.top * factor, self.right * factor, self.bottom * factor)
+
+    def clipped(self, height: int, width: int) -> "Box":
+        """The part of the box inside a ``height`` x ``width`` image."""
+        return Box(min(max(self.left, 0), width), min(max(self.top, 0), height),
+                   min(max(self.right, 0), width), min(max(self.bottom, 0), height))
+
+    def union(self, other: "Box") -> "Box":
+        return Box(min(self.left, other.left), min(self.top, other.top),
+                   max(self.right, other.right), max(self.bottom, other.bottom))
+
+    def iou(self, other: "Box") -> float:
+        """Intersection over union, in [0, 1]."""
+        inter = Box(max(self.left, other.left), max(self.top, other.top),
+                    min(self.right, other.right), min(self.bottom, other.bottom)).area
+        total = self.area + other.area - inter
+        return inter / total if total > 0 else 0.0
+
+    def square(self, side: float | None = None) -> "Box":
+        """A square with the same centre, of side ``side`` (default: the longer side)."""
+        side = max(self.width, self.height) if side is None else side
+        cx, cy = self.center
+        return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+    def as_ints(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) rounded to whole pixels, at least 1 pixel wide and high."""
+        left, top = round(self.left), round(self.top)
+        return left, top, max(left + 1, round(self.right)), max(top + 1, round(self.bottom))
+
+
+def center_box(height: int, width: int) -> Box:
+    """The largest centred square of a ``height`` x ``width`` frame."""
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return Box(left, top, left + side, top + side)
+
+
+def face_square(face: Box, scale: float) -> Box:
+    """The square crop box for a face: ``scale`` times the face box's longer side, same centre."""
+    return face.square(scale * max(face.width, face.height))
+
+
+def largest(boxes: Sequence[Box]) -> Box | None:
+    """The box with the largest area (the first of equals), or ``None`` for no boxes."""
+    return max(boxes, key=lambda b: b.area, default=None)
+
+
+def crop(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
+    """Cut ``box`` out of an (H, W, 3) uint8 image and resize it to (height, width).
+
+    Where the box reaches past the image, the border pixels are repeated: the face is
+    never stretched. Resizing is anti-aliased; the result is (height, width, 3) uint8.
+    """
+    h, w = image.shape[:2]
+    left, top, right, bottom = box.as_ints()
+    if left >= 0 and top >= 0 and right <= w and bottom <= h:
+        return resize(np.ascontiguousarray(image[top:bottom, left:right]), size)
+    # Clipped indices repeat the border rows and columns where the box leaves the image.
+    rows = np.clip(np.arange(top, bottom), 0, h - 1)
+    cols = np.clip(np.arange(left, right), 0, w - 1)
+    inside = image[np.ix_(rows, cols)]
+    return resize(np.ascontiguousarray(inside), size)
+
+
+@dataclass
+class FaceTrack:
+    """One face followed through a clip: ``boxes[i]`` was seen in frame ``frames[i]``."""
+
+    frames: list[int] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+
+    def add(self, frame: int, box: Box) -> None:
+        self.frames.append(frame)
+        self.boxes.append(box)
+
+    @property
+    def median_size(self) -> float:
+        return float(np.median([max(b.width, b.height) for b in self.boxes]))
+
+
+def track_faces(detections: Iterable[tuple[int, Sequence[Box]]], *, min_iou: float = 0.25) -> list[FaceTrack]:
+    """Group per-frame detections into tracks of one face each.
+
+    ``detections`` are ``(frame_index, boxes)`` in frame order. A box continues the
+    track whose last box overlaps it most (IoU at least ``min_iou``, one box per track
+    and frame); otherwise it starts a new track. Frames without a detection end no
+    track: the face keeps its last box until it is seen again.
+    """
+    tracks: list[FaceTrack] = []
+    for index, boxes in detections:
+        free = list(range(len(tracks)))
+        for box in sorted(boxes, key=lambda b: -b.area):
+            best = max(free, key=lambda t: box.iou(tracks[t].boxes[-1]), default=None)
+            if best is not None and box.iou(tracks[best].boxes[-1]) >= min_iou:
+                tracks[best].add(index, box)
+                free.remove(best)
+            else:
+                tracks.append(FaceTrack())
+                tracks[-1].add(index, box)
+    return tracks
+
+
+def main_track(tracks: Sequence[FaceTrack]) -> FaceTrack | None:
+    """The face seen most often (ties: the larger face), or ``None`` without tracks."""
+    return max(tracks, key=lambda t: (len(t.boxes), t.median_size), default=None)
+
+
+def stable_box(track: FaceTrack, scale: float) -> Box:
+    """One square crop box for a whole clip: no jitter, and the face inside it throughout.
+
+    Centred on the union of the track's boxes; its side is ``scale`` times the face's
+    median size, or more where the face moves further than that.
+    """
+    union = track.boxes[0]
+    for box in track.boxes[1:]:
+        union = union.union(box)
+    side = max(scale * track.median_size, 1.1 * max(union.width, union.height))
+    return union.square(side)
+
+
+def detection_stride(frame_count: int | None, budget: int) -> int:
+    """Look at every n-th frame so that about ``budget`` frames are examined."""
+    if not frame_count or frame_count <= budget:
+        return 1
+    return math.ceil(frame_count / budget)

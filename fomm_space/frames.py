@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from .errors import InputError
@@ -90,3 +94,25 @@ def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
     x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     return x[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 RGB image (format from the suffix, e.g. .png), atomically:
+    to a temporary file beside ``path``, then moved into place."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"Output folder {path.parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (ValueError, KeyError)):
+            raise InputError(f"Can't write {path.name}: use a .png or .jpg name ({e}).") from e
+        raise
+    return path

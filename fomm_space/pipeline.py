@@ -1,7 +1,9 @@
 """From files to files: photo + driving video -> animated video (+ keypoint overlay).
 
-The data flow is: read (video) -> crop -> keypoints -> motion transfer -> generator ->
-encode, each step in its own module; this one only joins them, streaming.
+The data flow is: read (video) -> crop (faces) -> keypoints -> motion transfer ->
+generator -> encode, each step in its own module; this one only joins them, streaming.
+A driving clip is read in a few passes (face placement, best-frame search, animation)
+and never held in memory whole.
 """
 
 from __future__ import annotations
@@ -15,75 +17,176 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import center_square
+from .crop import Box, center_box, crop, detection_stride, face_square, largest, main_track, stable_box, \
+    track_faces
 from .errors import InputError
-from .frames import read_image, resize, to_uint8
+from .faces import FaceDetector, closest_pose, face_detector
+from .frames import read_image, to_uint8, write_image
 from .model import FommModel
 from .options import DEFAULTS, AnimationOptions
-from .overlay import overlay_panel
-from .video import VideoWriter, probe, read_frames
+from .overlay import draw_keypoints, overlay_panel
+from .video import VideoInfo, VideoWriter, probe, read_frames
 
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[[str, int, "int | None"], None]
+"""``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
+
+DETECTION_BUDGET = 100   # driving frames examined to place the face crop
+BEST_FRAME_BUDGET = 100  # driving frames examined by the best-frame search
 
 
 @dataclass(frozen=True)
 class AnimationReport:
-    """What a finished run produced."""
+    """What a finished run produced. Boxes are in pixels of the photo / video frames."""
 
     output: Path
     overlay: Path | None
+    preview: Path | None
     frames: int
     fps: float
     seconds: float
     truncated: bool
     device: str
     precision: str
+    source_box: Box
+    driving_box: Box
+    best_frame: int | None
 
     def summary(self) -> str:
         cut = " (clip cut at the length limit)" if self.truncated else ""
+        best = f", reference frame {self.best_frame}" if self.best_frame is not None else ""
         return (f"{self.frames} frames at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
-                f"({self.precision}){cut}")
+                f"({self.precision}){best}{cut}")
 
 
-def prepare_source(image: np.ndarray, size: tuple[int, int], options: AnimationOptions) -> np.ndarray:
-    """The source photo as the model's (H, W, 3) uint8 input."""
-    return resize(center_square(image), size)
+@dataclass(frozen=True)
+class CropReport:
+    """What :func:`crop_video_file` wrote."""
+
+    output: Path
+    box: Box
+    frames: int
+    fps: float
+    truncated: bool
 
 
-def prepare_frames(frames: Iterator[np.ndarray], size: tuple[int, int],
-                   options: AnimationOptions) -> Iterator[np.ndarray]:
-    """Driving frames as the model's (H, W, 3) uint8 inputs."""
-    for frame in frames:
-        yield resize(center_square(frame), size)
+def _notify(progress: Progress | None, stage: str, done: int, total: int | None) -> None:
+    if progress is not None:
+        progress(stage, min(done, total) if total else done, total)
+
+
+def _frame_limits(info: VideoInfo, options: AnimationOptions) -> tuple[int, int | None, bool]:
+    """(frames to read at most, frames expected or None, whether the clip is cut)."""
+    max_frames = max(1, int(options.max_seconds * info.fps))
+    truncated = info.frame_count is not None and info.frame_count > max_frames
+    return max_frames, min(info.frame_count, max_frames) if info.frame_count else None, truncated
+
+
+def _validate(options: AnimationOptions) -> None:
+    if options.best_frame is not None and options.best_frame < 0:
+        raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
+    if options.max_seconds <= 0:
+        raise InputError(f"max_seconds must be positive, got {options.max_seconds:g}.")
+    if not 1.0 <= options.crop_scale <= 4.0:
+        raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
+
+
+def source_box(image: np.ndarray, options: AnimationOptions, detector: FaceDetector | None) -> Box:
+    """The square of the (H, W, 3) uint8 photo to animate: around its largest face, or
+    the centred square with cropping off."""
+    if not options.crop:
+        return center_box(*image.shape[:2])
+    face = largest(detector.detect(image))
+    if face is None:
+        raise InputError("No face found in the source photo. Use a photo where the face is clearly visible "
+                         "and upright, or turn face cropping off.")
+    return face_square(face, options.crop_scale)
+
+
+def driving_box(path: Path, info: VideoInfo, max_frames: int, options: AnimationOptions,
+                detector: FaceDetector | None, progress: Progress | None = None) -> Box:
+    """One square for the whole driving clip, around the face tracked through it (see
+    :func:`~fomm_space.crop.stable_box`); the centred square with cropping off."""
+    if not options.crop:
+        width, height = info.size
+        return center_box(height, width)
+    total = min(info.frame_count or max_frames, max_frames)
+    stride = detection_stride(total, DETECTION_BUDGET)
+
+    def detections():
+        for i, frame in enumerate(read_frames(path, max_frames=max_frames, step=stride)):
+            yield i * stride, detector.detect(frame)
+            _notify(progress, "faces", (i + 1) * stride, total)
+
+    track = main_track(track_faces(detections()))
+    if track is None:
+        raise InputError("No face found in the driving video. Use a clip where one face is clearly visible, "
+                         "or turn face cropping off.")
+    return stable_box(track, options.crop_scale)
+
+
+def cropped_frames(path: Path, box: Box, size: tuple[int, int], max_frames: int, step: int = 1
+                   ) -> Iterator[np.ndarray]:
+    """The driving frames cut to ``box`` and resized to ``size``: (H, W, 3) uint8 each."""
+    for frame in read_frames(path, max_frames=max_frames, step=step):
+        yield crop(frame, box, size)
+
+
+def find_best_frame(source: np.ndarray, frames: Iterator[np.ndarray], step: int, detector: FaceDetector,
+                    total: int | None = None, progress: Progress | None = None) -> int:
+    """Index of the driving frame whose face pose is closest to the source's (the
+    authors' ``find_best_frame``); ``frames`` are every ``step``-th cropped frame."""
+    source_points = detector.landmarks(source)
+    if source_points is None:
+        raise InputError("The face-landmark search found no face in the cropped source photo; "
+                         "turn 'find best frame' off or use a clearer photo.")
+
+    def candidates():
+        for i, frame in enumerate(frames):
+            yield i * step, detector.landmarks(frame)
+            _notify(progress, "best frame", (i + 1) * step, total)
+
+    best = closest_pose(source_points, candidates())
+    if best is None:
+        raise InputError("No face landmarks were found in any driving frame; turn 'find best frame' off.")
+    return best
 
 
 def animate_files(model: FommModel, source: str | Path, driving: str | Path, output: str | Path, *,
                   options: AnimationOptions = DEFAULTS, overlay: str | Path | None = None,
+                  preview: str | Path | None = None, detector: FaceDetector | None = None,
                   progress: Progress | None = None) -> AnimationReport:
     """Animate the photo ``source`` by the video ``driving`` into the mp4 ``output``.
 
-    The output keeps the driving video's frame rate and sound. With ``overlay``, a
-    second video shows source | driving | result with their keypoints. Output files
-    appear only when complete. Raises :class:`~fomm_space.errors.FommError` subclasses.
+    Faces are found and cropped in both (``options.crop``). The output keeps the
+    driving video's frame rate and sound. With ``overlay``, a second video shows
+    source | driving | result with their keypoints; with ``preview``, an image of the
+    cropped source with its keypoints is written. ``detector`` defaults to
+    face-alignment on the model's device. Output files appear only when complete.
+    Raises :class:`~fomm_space.errors.FommError` subclasses.
     """
     t0 = time.perf_counter()
     driving, output = Path(driving), Path(output)
-    if options.best_frame is not None and options.best_frame < 0:
-        raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
-    if options.max_seconds <= 0:
-        raise InputError(f"max_seconds must be positive, got {options.max_seconds}.")
-    src = prepare_source(read_image(str(source)), model.size, options)
+    _validate(options)
+    image = read_image(str(source))
     info = probe(driving)
-    max_frames = max(1, int(options.max_seconds * info.fps))
-    truncated = info.frame_count is not None and info.frame_count > max_frames
-    total = min(info.frame_count, max_frames) if info.frame_count else None
+    max_frames, total, truncated = _frame_limits(info, options)
+    if detector is None and (options.crop or options.find_best_frame):
+        detector = face_detector(str(model.device))
 
+    s_box = source_box(image, options, detector)
+    src = crop(image, s_box, model.size)
+    d_box = driving_box(driving, info, max_frames, options, detector, progress)
+
+    best = options.best_frame
+    if best is None and options.find_best_frame:
+        step = detection_stride(total, BEST_FRAME_BUDGET)
+        best = find_best_frame(src, cropped_frames(driving, d_box, model.size, max_frames, step), step,
+                               detector, total, progress)
     reference = None
-    if options.best_frame is not None:
-        head = prepare_frames(read_frames(driving, max_frames=max_frames), model.size, options)
-        reference = next(itertools.islice(head, options.best_frame, None), None)
+    if best is not None:
+        reference = next(itertools.islice(cropped_frames(driving, d_box, model.size, max_frames), best, None), None)
         if reference is None:
-            raise InputError(f"best_frame {options.best_frame} is past the end of the driving video.")
+            raise InputError(f"best_frame {best} is past the end of the driving video.")
 
     pending: deque[np.ndarray] = deque()
 
@@ -92,12 +195,12 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
             pending.append(frame)
             yield frame
 
-    frames = remember(prepare_frames(read_frames(driving, max_frames=max_frames), model.size, options))
+    frames = remember(cropped_frames(driving, d_box, model.size, max_frames))
     writers = [VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None)]
     if overlay is not None:
         writers.append(VideoWriter(Path(overlay), info.fps))
     done = 0
-    source_kp = model.prepare_source(src).keypoints_array if overlay is not None else None
+    source_kp = model.prepare_source(src).keypoints_array if overlay or preview else None
     paths: list[Path] = []
     try:
         for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
@@ -110,8 +213,9 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
                     writers[1].write(overlay_panel(src, source_kp, driving_frame, batch.driving_keypoints[i],
                                                    result, batch.keypoints[i]))
             done += len(results)
-            if progress is not None:
-                progress(done, total)
+            _notify(progress, "animating", done, total)
+        if preview is not None:
+            paths.append(write_image(preview, draw_keypoints(src, source_kp)))
         for w in reversed(writers):  # the overlay first: the main output appears last
             paths.insert(0, w.close())
     except BaseException:
@@ -120,6 +224,29 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
         for path in paths:
             path.unlink(missing_ok=True)
         raise
-    return AnimationReport(output=paths[0], overlay=paths[1] if overlay is not None else None, frames=done,
-                           fps=info.fps, seconds=time.perf_counter() - t0, truncated=truncated,
-                           device=str(model.device), precision=model.precision)
+    return AnimationReport(output=paths[0], overlay=Path(overlay) if overlay is not None else None,
+                           preview=Path(preview) if preview is not None else None, frames=done, fps=info.fps,
+                           seconds=time.perf_counter() - t0, truncated=truncated, device=str(model.device),
+                           precision=model.precision, source_box=s_box, driving_box=d_box, best_frame=best)
+
+
+def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int, int] = (256, 256),
+                    options: AnimationOptions = DEFAULTS, detector: FaceDetector | None = None,
+                    device: str = "cpu", progress: Progress | None = None) -> CropReport:
+    """Write the face crop of a video (what FOMM was trained on) to the mp4 ``output``.
+
+    The authors' ``crop-video.py``, but writing the file: one face tracked, one steady
+    square (``options.crop_scale``), resized to ``size`` (height, width), sound kept.
+    """
+    driving, output = Path(driving), Path(output)
+    _validate(options)
+    info = probe(driving)
+    max_frames, total, truncated = _frame_limits(info, options)
+    if detector is None and options.crop:
+        detector = face_detector(device)
+    box = driving_box(driving, info, max_frames, options, detector, progress)
+    with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None) as writer:
+        for frame in cropped_frames(driving, box, size, max_frames):
+            writer.write(frame)
+            _notify(progress, "cropping", writer.frames, total)
+    return CropReport(output=output, box=box, frames=writer.frames, fps=info.fps, truncated=truncated)

@@ -6,6 +6,7 @@ temporary file beside the target and moved into place only once complete.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -16,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+
+MAX_SIDE = 4096    # pixels, either side of a driving video
+MAX_FPS = 120.0    # frames per second of a driving video
 
 
 def ffmpeg_exe() -> str:
@@ -55,6 +59,8 @@ def _open_reader(path: Path):
     if _is_still_image(path):
         raise InputError(f"{path.name} is a still image, not a video; give a video (mp4, mov, webm or gif) "
                          "as the driving clip.")
+    # imageio-ffmpeg warns when rotation metadata swaps the frame size; that is expected.
+    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     try:
         gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(gen)
@@ -64,21 +70,35 @@ def _open_reader(path: Path):
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Frame rate, size, duration and whether there is sound. Raises InputError."""
-    gen, meta = _open_reader(Path(path))
+    """Frame rate, size (rotation applied), duration and whether there is sound.
+
+    Raises InputError for unreadable files and for videos over :data:`MAX_SIDE` pixels
+    or :data:`MAX_FPS` frames per second.
+    """
+    path = Path(path)
+    gen, meta = _open_reader(path)
     gen.close()
-    fps = float(meta.get("fps") or 0) or 25.0
+    fps = float(meta.get("fps") or 0)
+    fps = fps if np.isfinite(fps) and fps > 0 else 25.0
     size = tuple(int(v) for v in meta.get("size") or (0, 0))
+    if max(size) > MAX_SIDE:
+        raise InputError(f"{path.name} is {size[0]}x{size[1]} pixels; the limit is {MAX_SIDE} on either side. "
+                         "Scale the video down (720p is plenty: faces are cropped to 256x256).")
+    if fps > MAX_FPS:
+        raise InputError(f"{path.name} has {fps:g} frames per second; the limit is {MAX_FPS:g}. "
+                         "Convert it to 30 fps and try again.")
     duration = float(meta.get("duration") or 0)
     count = int(round(duration * fps)) if duration else None
     return VideoInfo(fps=fps, size=size, duration=duration, frame_count=count,  # type: ignore[arg-type]
                      has_audio=bool(meta.get("audio_codec")))
 
 
-def read_frames(path: str | Path, *, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video as (H, W, 3) uint8 RGB, one at a time.
+def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+    """Yield the frames of a video as (H, W, 3) uint8 RGB, one at a time (rotation applied).
 
-    Raises InputError if the file can't be decoded or holds no frame.
+    Only the first ``max_frames`` are read; of those, every ``step``-th is yielded
+    (frames 0, step, 2*step, ...). Raises InputError if the file can't be decoded or
+    holds no frame.
     """
     path = Path(path)
     gen, meta = _open_reader(path)
@@ -92,7 +112,8 @@ def read_frames(path: str | Path, *, max_frames: int | None = None) -> Iterator[
             if frame.size != width * height * 3:
                 break  # a truncated last frame
             count += 1
-            yield frame.reshape(height, width, 3)
+            if (count - 1) % step == 0:
+                yield frame.reshape(height, width, 3)
     except (OSError, RuntimeError) as e:
         raise InputError(f"{path.name} is damaged: decoding stopped after {count} frames.") from e
     finally:

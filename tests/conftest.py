@@ -57,3 +57,74 @@ def media(tmp_path):
         frames.append((np.stack([blob, 0.5 * blob, 1 - blob], axis=-1) * 255).astype(np.uint8))
     clip = write_video(tmp_path / "clip.mp4", np.stack(frames))
     return photo, clip
+
+
+@pytest.fixture(scope="session")
+def face_weights(tmp_path_factory):
+    """face-alignment's two weight files, made here, under a TORCH_HOME set for this
+    session (and inherited by subprocesses): its real code runs, nothing is downloaded.
+
+    The S3FD heads are rigged so that every 128-pixel anchor scores as a face: detection
+    is deterministic. The FAN landmark network keeps its random initial weights.
+    """
+    import os
+
+    import torch
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    from fomm_space.faces import WEIGHT_FILES
+
+    home = tmp_path_factory.mktemp("torch-home")
+    folder = home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    detector = s3fd()
+    with torch.no_grad():
+        for name, module in detector.named_children():
+            if "mbox" in name:
+                module.weight.zero_()
+                module.bias.zero_()
+                if name.endswith("_conf"):
+                    face = name.startswith("fc7")
+                    module.bias[:-1] = 0.0 if face else 10.0
+                    module.bias[-1] = 10.0 if face else 0.0
+    torch.save(detector.state_dict(), folder / WEIGHT_FILES[0])
+    torch.save(FAN(4).state_dict(), folder / WEIGHT_FILES[1])
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("TORCH_HOME", None)
+    else:
+        os.environ["TORCH_HOME"] = old
+
+
+class ColourDetector:
+    """A deterministic face detector for tests: a "face" is a connected patch of pure
+    red pixels; its landmarks are 68 points on the ellipse inscribed in its box, so the
+    pose compared by the best-frame search is the patch's aspect ratio."""
+
+    def detect(self, image):
+        from skimage.measure import label, regionprops
+
+        from fomm_space.crop import Box
+
+        mask = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)
+        return [Box(r.bbox[1], r.bbox[0], r.bbox[3], r.bbox[2]) for r in regionprops(label(mask))
+                if r.area >= 4]
+
+    def landmarks(self, image):
+        from fomm_space.crop import largest
+
+        face = largest(self.detect(image))
+        if face is None:
+            return None
+        t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+        cx, cy = face.center
+        return np.stack([cx + face.width / 2 * np.cos(t), cy + face.height / 2 * np.sin(t)], axis=1)
+
+
+@pytest.fixture()
+def colour_detector():
+    return ColourDetector()

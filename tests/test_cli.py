@@ -43,7 +43,7 @@ def test_animate_writes_video_and_overlay(tiny_files, media, tmp_path):
     ("bad-best-frame", "past the end"),
     ("unknown-model", "invalid choice"),
 ])
-def test_bad_inputs_give_one_line_and_no_output(tiny_files, media, tmp_path, case, message):
+def test_bad_inputs_give_one_line_and_no_output(tiny_files, face_weights, media, tmp_path, case, message):
     photo, clip = media
     fake = tmp_path / "fake.png"
     fake.write_text("not an image")
@@ -69,16 +69,53 @@ def test_models_lists_all_eight():
         "vox", "vox-adv", "taichi", "taichi-adv", "fashion", "mgif", "nemo", "bair"]
 
 
-def test_driving_sound_is_kept_and_trimmed(tiny_files, media, tmp_path):
+def test_two_second_clip_with_sound_gives_playable_h264_with_sound_and_overlay(tiny_files, face_weights, media,
+                                                                               tmp_path):
     photo, _ = media
     clip = tmp_path / "talk.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=80x64:rate=10",
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
                     "-f", "lavfi", "-i", "sine=frequency=440", "-t", "2", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
-    out = tmp_path / "out.mp4"
-    result = run("animate", "--source", photo, "--driving", clip, "--output", out, *model_args(tiny_files))
+    out, overlay, preview = tmp_path / "out.mp4", tmp_path / "keypoints.mp4", tmp_path / "preview.png"
+    result = run("animate", "--source", photo, "--driving", clip, "--output", out, "--overlay", overlay,
+                 "--preview", preview, "--crop-scale", "1.5", *model_args(tiny_files))  # faces cropped
     assert result.returncode == 0, result.stderr
-    streams = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
-    assert "Audio: aac" in streams and "Video: h264" in streams
+    assert f"wrote {out} and {overlay} and {preview}" in result.stdout
+    streams = ffprobe(out)
+    assert [s["codec_type"] for s in streams] == ["video", "audio"]
+    video, audio = streams
+    assert video["codec_name"] == "h264" and video["pix_fmt"] == "yuv420p" and audio["codec_name"] == "aac"
+    assert int(video["nb_read_frames"]) == 20
+    assert abs(float(audio["duration"]) - 2.0) < 0.1
     assert probe(out).has_audio
-    assert len(list(read_frames(out))) == 20
+    assert len(list(read_frames(overlay))) == 20  # the overlay plays to the end
+    assert ffprobe(overlay)[0]["codec_name"] == "h264"
+    assert preview.stat().st_size > 0
+
+
+def ffprobe(path):
+    """Stream facts from ffprobe (Debian's, from packages.txt), every frame decoded and counted."""
+    import json
+    import shutil
+
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        pytest.skip("ffprobe is not installed (apt-get install ffmpeg)")
+    out = subprocess.run([exe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["streams"]
+
+
+def test_crop_command_writes_the_face_video_with_sound(face_weights, tmp_path):
+    clip = tmp_path / "talk.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
+                    "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
+    out = tmp_path / "face.mp4"
+    result = run("crop", "--input", clip, "--output", out, "--size", 128)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "10 frames" in result.stdout
+    info = probe(out)
+    assert info.size == (128, 128) and info.has_audio
+    bad = run("crop", "--input", tmp_path / "missing.mp4", "--output", tmp_path / "x.mp4")
+    assert bad.returncode == 1 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,123 @@
+"""Finding faces and their 68 landmarks (face-alignment), and the best-frame search.
+
+A :class:`FaceDetector` turns an (H, W, 3) uint8 RGB image into face boxes and
+landmarks. :func:`face_detector` gives the face-alignment one, created once per device
+and reused; any object with the same two methods can take its place (tests use a
+deterministic one).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import Protocol
+
+import numpy as np
+
+from .crop import Box, largest
+from .errors import ModelNotFoundError
+from .frames import resize
+from .motion import convex_hull_area
+
+# face-alignment's weight files, looked up in $TORCH_HOME/hub/checkpoints.
+WEIGHT_FILES = ("s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar")
+DETECTION_SIDE = 640  # images are scaled down to this longer side before detection
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Boxes of the faces in an (H, W, 3) uint8 RGB image, in its pixels."""
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        """(68, 2) float (x, y) pixel landmarks of the largest face, or ``None``."""
+
+
+class FaceAlignmentDetector:
+    """face-alignment's S3FD detector and 2D FAN landmarks on one device."""
+
+    def __init__(self, device: str = "cpu", *, detection_side: int = DETECTION_SIDE):
+        import face_alignment
+
+        self.detection_side = detection_side
+        try:
+            self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device,
+                                                    flip_input=False, compile=False)
+        except Exception as e:  # urllib, OSError, RuntimeError from torch.load: all mean the same here
+            hub = os.path.join(_torch_hub_dir(), "checkpoints")
+            raise ModelNotFoundError(
+                f"Face detection needs face-alignment's weights ({', '.join(WEIGHT_FILES)}) in {hub}, and they "
+                f"could not be loaded or downloaded ({type(e).__name__}: {str(e)[:200]}). Connect to the internet "
+                "once, copy the files there, or turn face cropping off (--no-crop).") from e
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        h, w = image.shape[:2]
+        factor = min(1.0, self.detection_side / max(h, w))
+        small = resize(image, (max(1, round(h * factor)), max(1, round(w * factor)))) if factor < 1 else image
+        found = self._fa.face_detector.detect_from_image(np.ascontiguousarray(small))
+        boxes = [Box(*(float(v) / factor for v in d[:4])).clipped(h, w) for d in found]
+        return [b for b in boxes if b.area > 0]
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        faces = self.detect(image)
+        face = largest(faces)
+        if face is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            points = self._fa.get_landmarks_from_image(
+                np.ascontiguousarray(image), detected_faces=[np.array([face.left, face.top, face.right,
+                                                                       face.bottom, 1.0])])
+        return None if not points else np.asarray(points[0][:, :2], dtype=np.float64)
+
+
+def _torch_hub_dir() -> str:
+    import torch
+
+    return torch.hub.get_dir()
+
+
+_detectors: dict[str, FaceAlignmentDetector] = {}
+_lock = threading.Lock()
+
+
+def face_detector(device: str = "cpu") -> FaceAlignmentDetector:
+    """The face-alignment detector for ``device``, created on first use and kept."""
+    key = str(device)
+    with _lock:
+        if key not in _detectors:
+            _detectors[key] = FaceAlignmentDetector(key)
+        return _detectors[key]
+
+
+def normalize_landmarks(points: np.ndarray) -> np.ndarray | None:
+    """(68, 2) landmarks centred and divided by sqrt(convex-hull area), as the authors'
+    best-frame search does, so that pose is compared whatever the face's size; ``None``
+    where the points are degenerate (no area)."""
+    pts = np.asarray(points, dtype=np.float64)[:, :2]
+    area = convex_hull_area(pts)
+    if not np.isfinite(area) or area <= 1e-9:
+        return None
+    return (pts - pts.mean(axis=0)) / np.sqrt(area)
+
+
+def closest_pose(source: np.ndarray, candidates: Iterable[tuple[int, np.ndarray | None]]) -> int | None:
+    """The index of the candidate whose landmarks are closest to ``source``'s.
+
+    ``source`` and each candidate are (68, 2) landmarks (or ``None``: no face in that
+    frame, skipped). Distance: sum of squared differences after
+    :func:`normalize_landmarks`. Returns ``None`` when no candidate has a face.
+    """
+    ref = normalize_landmarks(source)
+    if ref is None:
+        return None
+    best, best_dist = None, np.inf
+    for index, points in candidates:
+        norm = None if points is None else normalize_landmarks(points)
+        if norm is None:
+            continue
+        dist = float(((norm - ref) ** 2).sum())
+        if dist < best_dist:
+            best, best_dist = index, dist
+    return best

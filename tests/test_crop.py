@@ -1,0 +1,79 @@
+"""Crop geometry and face tracking, on synthetic boxes and images."""
+
+import numpy as np
+import pytest
+
+from fomm_space.crop import (Box, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track,
+                             stable_box, track_faces)
+
+
+def test_box_geometry():
+    a, b = Box(0, 0, 10, 10), Box(5, 0, 15, 10)
+    assert a.iou(b) == pytest.approx(50 / 150)
+    assert a.iou(Box(20, 20, 30, 30)) == 0
+    assert a.union(b) == Box(0, 0, 15, 10)
+    assert Box(0, 0, 10, 4).square() == Box(0, -3, 10, 7)
+    assert face_square(Box(10, 10, 30, 40), 2.0) == Box(-10, -5, 50, 55)
+    assert Box(-5, -5, 400, 20).clipped(100, 200) == Box(0, 0, 200, 20)
+    assert largest([a, Box(0, 0, 3, 3), Box(0, 0, 20, 20)]) == Box(0, 0, 20, 20)
+    assert largest([]) is None
+    assert center_box(100, 60) == Box(0, 20, 60, 80)
+
+
+def test_crop_inside_is_a_resized_cut():
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[20:60, 30:70] = 200
+    out = crop(image, Box(30, 20, 70, 60), (16, 16))
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert (out == 200).all()
+
+
+def test_crop_past_the_border_repeats_edges_and_does_not_stretch():
+    image = np.zeros((50, 50, 3), np.uint8)
+    image[:, :25] = 255  # left half white
+    box = Box(-50, 0, 50, 100)  # twice the image wide, half of it left of the image
+    out = crop(image, box, (100, 100))
+    # the left 75 columns are white (50 padding + 25 image), no shrinking of the image half
+    assert (out[:, :74] == 255).all() and (out[:, 76:] == 0).all()
+    far = crop(image, Box(500, 500, 520, 520), (8, 8))  # wholly outside: the corner pixel repeated
+    assert far.shape == (8, 8, 3) and (far == 0).all()
+
+
+def test_two_faces_are_two_tracks_and_the_steady_one_wins():
+    still = Box(10, 10, 50, 50)
+    passing = [Box(100 + 5 * t, 10, 130 + 5 * t, 40) for t in range(10)]
+    detections = [(t, [still, passing[t]] if t < 4 else [still]) for t in range(10)]
+    tracks = track_faces(detections)
+    assert len(tracks) == 2
+    assert main_track(tracks).boxes == [still] * 10
+
+
+def test_face_lost_mid_clip_keeps_its_track():
+    boxes = [Box(10 + t, 10, 50 + t, 50) for t in range(10)]
+    detections = [(t, [] if 3 <= t <= 6 else [boxes[t]]) for t in range(10)]
+    tracks = track_faces(detections)
+    assert len(tracks) == 1 and tracks[0].frames == [0, 1, 2, 7, 8, 9]
+
+
+def test_a_far_jump_starts_a_new_track():
+    detections = [(0, [Box(0, 0, 10, 10)]), (1, [Box(100, 100, 110, 110)])]
+    assert len(track_faces(detections)) == 2
+    assert main_track([]) is None
+
+
+def test_stable_box_holds_the_moving_face_and_keeps_scale_for_a_still_one():
+    still = FaceTrack([0, 1], [Box(10, 10, 50, 50)] * 2)
+    assert stable_box(still, 1.8) == Box(30 - 36, 30 - 36, 30 + 36, 30 + 36)
+    moving = FaceTrack(list(range(5)), [Box(10 + 40 * t, 10, 50 + 40 * t, 50) for t in range(5)])
+    box = stable_box(moving, 1.8)
+    for face in moving.boxes:
+        assert box.left <= face.left and face.right <= box.right
+        assert box.top <= face.top and face.bottom <= box.bottom
+    assert box.width == box.height
+
+
+def test_detection_stride():
+    assert detection_stride(None, 100) == 1
+    assert detection_stride(80, 100) == 1
+    assert detection_stride(1000, 100) == 10
+    assert detection_stride(1001, 100) == 11

@@ -1,0 +1,57 @@
+"""face-alignment's own code with weight files the tests make, and the best-frame search."""
+
+import os
+
+import numpy as np
+import pytest
+
+from fomm_space.errors import ModelNotFoundError
+from fomm_space.faces import FaceAlignmentDetector, closest_pose, face_detector, normalize_landmarks
+
+
+def test_face_alignment_runs_with_local_weights(face_weights):
+    detector = face_detector("cpu")
+    assert face_detector("cpu") is detector  # created once, reused
+    image = (np.random.default_rng(0).random((300, 420, 3)) * 255).astype(np.uint8)
+    boxes = detector.detect(image)
+    assert boxes, "the rigged detector scores every anchor as a face"
+    for b in boxes:
+        assert 0 <= b.left < b.right <= 420 and 0 <= b.top < b.bottom <= 300
+    points = detector.landmarks(image)
+    assert points.shape == (68, 2) and np.isfinite(points).all()
+
+
+def test_large_images_are_detected_downscaled_in_their_own_pixels(face_weights):
+    detector = face_detector("cpu")
+    small = (np.random.default_rng(1).random((240, 320, 3)) * 255).astype(np.uint8)
+    big = np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)  # 960x1280 -> detected at 480x640
+    boxes = detector.detect(big)
+    assert boxes and max(b.right for b in boxes) > 640  # boxes in the big image's pixels
+
+
+def test_missing_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="--no-crop") as info:
+        FaceAlignmentDetector("cpu")
+    assert str(tmp_path / "hub" / "checkpoints") in str(info.value)
+
+
+def test_normalized_landmarks_ignore_position_and_size():
+    rng = np.random.default_rng(0)
+    points = rng.random((68, 2)) * 50
+    moved = points * 3.5 + [100, -20]
+    assert np.allclose(normalize_landmarks(points), normalize_landmarks(moved))
+    assert normalize_landmarks(np.zeros((68, 2))) is None
+
+
+def test_closest_pose_skips_frames_without_a_face():
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+
+    def ellipse(w, h, x=0.0):
+        return np.stack([x + w * np.cos(t), h * np.sin(t)], axis=1)
+
+    source = ellipse(10, 20)
+    frames = [(0, ellipse(20, 20)), (1, None), (2, ellipse(31, 60, x=400)), (3, ellipse(10, 40)),
+              (4, np.zeros((68, 2)))]
+    assert closest_pose(source, frames) == 2
+    assert closest_pose(source, [(0, None)]) is None

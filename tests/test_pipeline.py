@@ -1,0 +1,139 @@
+"""Files in, files out, with a deterministic face detector (a face = a red patch)."""
+
+import numpy as np
+import pytest
+
+from fomm_space import AnimationOptions, InputError
+from fomm_space.crop import Box, face_square
+from fomm_space.pipeline import animate_files, crop_video_file
+from fomm_space.video import probe, read_frames
+
+from .conftest import write_video
+
+RED = (255, 0, 0)
+
+
+def canvas(h=120, w=160):
+    return np.full((h, w, 3), 110, np.uint8)
+
+
+def paint(image, box, colour=RED):
+    left, top, right, bottom = box
+    image[top:bottom, left:right] = colour
+    return image
+
+
+def save_photo(path, image):
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    """A face (red patch 30 wide, 40 high) touching the photo's left border."""
+    return save_photo(tmp_path / "photo.png", paint(canvas(), (0, 30, 30, 70)))
+
+
+def clip_with(tmp_path, boxes, name="clip.mp4", extra=None):
+    frames = []
+    for t, box in enumerate(boxes):
+        frame = canvas()
+        if box is not None:
+            paint(frame, box)
+        if extra and extra[t] is not None:
+            paint(frame, extra[t])
+        frames.append(frame)
+    return write_video(tmp_path / name, np.stack(frames))
+
+
+def run(model, photo, clip, tmp_path, detector, **options):
+    return animate_files(model, photo, clip, tmp_path / "out.mp4", options=AnimationOptions(**options),
+                         overlay=tmp_path / "overlay.mp4", preview=tmp_path / "preview.png", detector=detector)
+
+
+def test_face_at_the_border_is_cropped_square_and_padded(tiny_model, photo, tmp_path, colour_detector):
+    clip = clip_with(tmp_path, [(60 + t, 40, 90 + t, 80) for t in range(8)])
+    report = run(tiny_model, photo, clip, tmp_path, colour_detector)
+    assert report.source_box == face_square(Box(0, 30, 30, 70), 1.8)
+    assert report.source_box.left < 0  # reaches past the border: padded, not shifted or stretched
+    assert report.frames == 8 and len(list(read_frames(report.output))) == 8
+    assert probe(report.overlay).size == (3 * 64, 64)
+    from PIL import Image
+    assert Image.open(report.preview).size == (64, 64)
+
+
+def test_two_faces_in_the_photo_take_the_larger(tiny_model, tmp_path, colour_detector):
+    photo = save_photo(tmp_path / "two.png", paint(paint(canvas(), (10, 10, 30, 30)), (80, 40, 130, 100)))
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 4)
+    report = run(tiny_model, photo, clip, tmp_path, colour_detector)
+    assert report.source_box == face_square(Box(80, 40, 130, 100), 1.8)
+
+
+def test_driving_face_is_tracked_through_a_gap_with_one_steady_box(tiny_model, photo, tmp_path, colour_detector):
+    main = [(20 + 2 * t, 40, 50 + 2 * t, 80) if not 4 <= t <= 7 else None for t in range(12)]
+    passer = [(120, 5, 135, 20) if t < 2 else None for t in range(12)]  # a second, brief face
+    clip = clip_with(tmp_path, main, extra=passer)
+    report = run(tiny_model, photo, clip, tmp_path, colour_detector)
+    assert report.frames == 12
+    box = report.driving_box
+    for face in [Box(*b) for b in main if b is not None]:
+        assert box.left <= face.left + 1 and face.right <= box.right + 1
+        assert box.top <= face.top + 1 and face.bottom <= box.bottom + 1
+    assert not box.iou(Box(120, 5, 135, 20)) > 0.2
+
+
+def test_no_face_is_a_clear_error_and_leaves_nothing(tiny_model, photo, tmp_path, colour_detector):
+    empty = save_photo(tmp_path / "empty.png", canvas())
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 3)
+    with pytest.raises(InputError, match="No face found in the source photo"):
+        run(tiny_model, empty, clip, tmp_path, colour_detector)
+    faceless = clip_with(tmp_path, [None] * 3, name="faceless.mp4")
+    with pytest.raises(InputError, match="No face found in the driving video"):
+        run(tiny_model, photo, faceless, tmp_path, colour_detector)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out", "overlay", "preview", "."))]
+
+
+def test_crop_off_takes_centre_squares_without_a_detector(tiny_model, photo, tmp_path):
+    clip = clip_with(tmp_path, [None] * 3)
+    report = run(tiny_model, photo, clip, tmp_path, None, crop=False)
+    assert report.source_box == Box(20, 0, 140, 120) and report.driving_box == Box(20, 0, 140, 120)
+
+
+def test_find_best_frame_picks_the_closest_pose(tiny_model, tmp_path, colour_detector):
+    photo = save_photo(tmp_path / "p.png", paint(canvas(), (60, 30, 84, 90)))  # 24 x 60: a tall face
+    widths = [40, 36, 30, 24, 30, 36, 40, 44]  # frame 3 has the photo's aspect ratio
+    clip = clip_with(tmp_path, [(80 - w // 2, 30, 80 + w // 2, 90) for w in widths])
+    report = run(tiny_model, photo, clip, tmp_path, colour_detector, find_best_frame=True)
+    assert report.best_frame == 3 and "reference frame 3" in report.summary()
+    given = run(tiny_model, photo, clip, tmp_path, colour_detector, best_frame=3)
+    assert np.array_equal(np.stack(list(read_frames(report.output))), np.stack(list(read_frames(given.output))))
+
+
+def test_progress_reports_each_stage(tiny_model, photo, tmp_path, colour_detector):
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 6)
+    seen = []
+    animate_files(tiny_model, photo, clip, tmp_path / "o.mp4", detector=colour_detector,
+                  options=AnimationOptions(find_best_frame=True),
+                  progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert [s for s, _, _ in seen if s == "faces"] and ("animating", 6, 6) in seen
+    assert ("best frame", 6, 6) in seen
+    assert all(done <= total for _, done, total in seen)
+
+
+def test_crop_video_file_writes_the_tracked_face(tmp_path, colour_detector):
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 5)
+    report = crop_video_file(clip, tmp_path / "face.mp4", size=(96, 96), detector=colour_detector)
+    frames = list(read_frames(report.output))
+    assert len(frames) == 5 and frames[0].shape == (96, 96, 3)
+    centre = frames[2][40:56, 40:56].astype(int)
+    assert (centre[..., 0] > 200).all() and (centre[..., 1] < 60).all()  # the face is in the middle
+
+
+def test_bad_options(tiny_model, photo, tmp_path, colour_detector):
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 3)
+    for bad, message in [({"crop_scale": 0.5}, "crop_scale"), ({"max_seconds": 0}, "max_seconds"),
+                         ({"best_frame": 9}, "past the end")]:
+        with pytest.raises(InputError, match=message):
+            run(tiny_model, photo, clip, tmp_path, colour_detector, **bad)

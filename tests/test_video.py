@@ -1,0 +1,104 @@
+"""Video in and out, on clips the tests make with ffmpeg: containers, rotation, sound, limits."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from fomm_space.errors import InputError
+from fomm_space.video import MAX_FPS, VideoWriter, ffmpeg_exe, probe, read_frames
+
+
+def make_clip(path, *, size="64x48", rate=10, seconds=1, sound=False, extra=()):
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+           f"testsrc=size={size}:rate={rate}:duration={seconds}"]
+    if sound:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}", "-shortest"]
+    subprocess.run([*cmd, *extra, str(path)], check=True)
+    return path
+
+
+def streams(path):
+    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+@pytest.mark.parametrize("suffix, extra", [
+    (".mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+    (".mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+    (".webm", ["-c:v", "libvpx", "-c:a", "libopus"]),
+    (".gif", []),
+])
+def test_every_container_round_trips_to_h264_mp4(tmp_path, suffix, extra):
+    sound = suffix != ".gif"
+    clip = make_clip(tmp_path / f"in{suffix}", sound=sound, extra=extra)
+    info = probe(clip)
+    assert info.size == (64, 48) and info.fps == pytest.approx(10) and info.has_audio == sound
+    frames = list(read_frames(clip))
+    assert len(frames) == 10 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, info.fps, audio_from=clip if info.has_audio else None) as writer:
+        for frame in frames:
+            writer.write(frame)
+    back = list(read_frames(out))
+    assert len(back) == 10
+    assert np.abs(back[5].astype(int) - frames[5]).mean() < 12  # codec error (4:2:0 on a tiny busy test card)
+    text = streams(out)
+    assert "Video: h264" in text and "yuv420p" in text and ("Audio: aac" in text) == sound
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([clip.name, "out.mp4"])
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    plain = make_clip(tmp_path / "plain.mp4", size="64x48", extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(plain),
+                    "-c", "copy", str(rotated)], check=True)
+    assert probe(rotated).size == (48, 64)
+    upright, turned = next(read_frames(plain)), next(read_frames(rotated))
+    assert turned.shape == (64, 48, 3)
+    assert np.abs(np.rot90(upright, 1).astype(int) - turned).mean() < 3
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path):
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, 10) as writer:
+        for _ in range(3):
+            writer.write(np.full((33, 45, 3), 128, np.uint8))
+    assert probe(out).size == (46, 34)
+
+
+def test_step_and_max_frames(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", seconds=2, extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    assert len(list(read_frames(clip, max_frames=7))) == 7
+    assert len(list(read_frames(clip, step=3))) == 7  # frames 0, 3, ..., 18
+    assert len(list(read_frames(clip, max_frames=10, step=4))) == 3
+
+
+def test_limits_are_clear_errors(tmp_path):
+    fast = make_clip(tmp_path / "fast.mp4", rate=int(MAX_FPS * 2), extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    with pytest.raises(InputError, match="frames per second"):
+        probe(fast)
+    wide = make_clip(tmp_path / "wide.mp4", size="4160x16", seconds=0.2,
+                     extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    with pytest.raises(InputError, match="limit is 4096"):
+        probe(wide)
+
+
+def test_unreadable_and_empty_files(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="can't be read as a video"):
+        probe(text)
+    clip = make_clip(tmp_path / "c.mp4", extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 3])
+    with pytest.raises(InputError):
+        list(read_frames(cut))
+
+
+def test_failed_writer_leaves_nothing(tmp_path):
+    out = tmp_path / "x.mp4"
+    with pytest.raises(RuntimeError):
+        with VideoWriter(out, 10) as writer:
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
