@@ -1,9 +1,22 @@
 """fomm-space web demo: animate a photo by a driving video (Gradio Blocks).
 
-    python app.py [--share] [--server-name H] [--port P] [--model NAME | --config YAML --checkpoint PATH]
+    python app.py [--share] [--server-name H] [--port P] [--model NAME]
+                  [--config YAML --checkpoint PATH] [--device D]
+
+On a Hugging Face Space (ZeroGPU included) the same file is the app: ``spaces`` is
+imported before torch, and the GPU work runs inside ``spaces.GPU``.
 """
 
 from __future__ import annotations
+
+import os
+
+spaces = None
+if os.environ.get("SPACE_ID"):  # on a Space: ZeroGPU needs `spaces` before torch touches CUDA
+    try:
+        import spaces
+    except ImportError:  # a Space without the package: plain CPU/GPU hardware
+        pass
 
 import argparse
 import tempfile
@@ -16,9 +29,16 @@ from fomm_space import DEFAULTS, MODELS, AnimationOptions, FommError, load_model
 from fomm_space.pipeline import animate_files
 from fomm_space.registry import DEFAULT_MODEL
 
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE / "examples"
+STAGES = {"faces": "Finding the face", "best frame": "Searching the best frame", "animating": "Animating"}
+CONSENT = ("Only animate people who agreed to it, and never to deceive, harass or impersonate. "
+           "Videos are marked *AI-generated* unless you switch the mark off; keep it when you share them.")
+
 
 class Models:
-    """Loaded models, one per name, created on first use (never at start-up)."""
+    """Loaded models, one per name, created on first use (never at start-up), shared by
+    all requests."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -36,62 +56,134 @@ class Models:
             return self._models[name]
 
 
+class PhotoInput(gr.Image):
+    """``gr.Image`` that hands over the uploaded file untouched (we read it ourselves,
+    EXIF, 16-bit and size limits included) and turns a file that is no image into a
+    clear message instead of a server error."""
+
+    is_template = True  # rendered by gr.Image's frontend; construct with type="filepath", image_mode=None
+
+    def preprocess(self, payload):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            return super().preprocess(payload)
+        except Image.DecompressionBombError as e:
+            raise gr.Error("The source photo has too many pixels; scale it down (a few megapixels is plenty).") from e
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise gr.Error("The source is not an image that can be read; use a PNG or JPEG photo.") from e
+
+
+def _on_gpu(fn):
+    """``spaces.GPU`` on a ZeroGPU Space; the function itself everywhere else."""
+    return spaces.GPU(duration=180)(fn) if spaces is not None else fn
+
+
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
     models = Models(args)
     local = bool(args.checkpoint)
-    names = [Path(args.checkpoint).name] if local else list(MODELS)
+    if local:
+        choices = [(f"{Path(args.checkpoint).name} (local)", Path(args.checkpoint).name)]
+    else:
+        choices = [(f"{spec.name}: {spec.description}", spec.name) for spec in MODELS.values()]
+    default_model = choices[0][1] if local else (args.model or DEFAULT_MODEL)
 
-    def animate(source, driving, relative, adapt_scale, model, progress=gr.Progress(track_tqdm=True)):
+    @_on_gpu
+    def animate(source: str | None, driving: str | None, relative: bool, adapt_scale: bool, crop_faces: bool,
+                find_best_frame: bool, model: str, crop_scale: float = DEFAULTS.crop_scale,
+                max_seconds: float = DEFAULTS.max_seconds, ai_mark: bool = DEFAULTS.ai_mark,
+                progress=gr.Progress(track_tqdm=True)):
+        """Animate the face in `source` (a photo) by the motion of `driving` (a video).
+
+        Returns the animated video (with the driving sound), the keypoint-overlay video
+        (source | driving | result) and a status line.
+        """
         if not source:
-            raise gr.Error("Please give a source photo.")
+            raise gr.Error("Please give a source photo (upload, webcam or paste).")
         if not driving:
-            raise gr.Error("Please give a driving video.")
+            raise gr.Error("Please give a driving video (upload or webcam).")
+        options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),
+                                   find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
+                                   max_seconds=float(max_seconds), ai_mark=bool(ai_mark))
         out_dir = Path(tempfile.mkdtemp(prefix="fomm-"))
-        options = AnimationOptions(relative=relative, adapt_scale=adapt_scale, crop=False)
         try:
+            progress(0, desc=f"Loading the {model} model")
             m = models.get(model)
-            report = animate_files(m, source, driving, out_dir / "animation.mp4", options=options,
-                                   overlay=out_dir / "keypoints.mp4",
-                                   progress=lambda stage, done, total: progress((done, total), desc=stage, unit="frames"))
+            report = animate_files(
+                m, source, driving, out_dir / "animation.mp4", options=options, overlay=out_dir / "keypoints.mp4",
+                progress=lambda stage, done, total: progress((done, total), desc=STAGES.get(stage, stage),
+                                                             unit="frames"))
         except FommError as e:
             raise gr.Error(str(e)) from e
-        return str(report.output), str(report.overlay), report.summary()
+        status = report.summary()
+        if report.truncated:
+            status += f"; only the first {options.max_seconds:g} s were used"
+        return str(report.output), str(report.overlay), status
 
     with gr.Blocks(title="First Order Motion Model") as demo:
-        gr.Markdown("# First Order Motion Model\nAnimate a photo with the motion of a video. "
-                    "Only animate people who agreed to it; the result is AI-generated.")
+        gr.Markdown("# First Order Motion Model\n"
+                    "Animate a photo with the motion of a video (Siarohin et al., NeurIPS 2019). "
+                    "Give a photo and a driving video; the faces are found and cropped, the motion is "
+                    "transferred, and you get the video with the driving sound and a view of the tracked "
+                    f"keypoints.\n\n**{CONSENT}**")
         with gr.Row():
-            source = gr.Image(label="Source photo", type="filepath")
-            driving = gr.Video(label="Driving video")
+            source = PhotoInput(type="filepath", image_mode=None, label="Source photo", height=360,
+                                sources=["upload", "webcam", "clipboard"], elem_id="source")
+            driving = gr.Video(label="Driving video", sources=["upload", "webcam"], height=360, elem_id="driving")
         with gr.Row():
+            model = gr.Dropdown(choices, value=default_model, label="Model")
             relative = gr.Checkbox(value=DEFAULTS.relative, label="Relative motion")
             adapt_scale = gr.Checkbox(value=DEFAULTS.adapt_scale, label="Adapt movement scale")
-            model = gr.Dropdown(names, value=names[0] if local else DEFAULT_MODEL, label="Model")
-        button = gr.Button("Animate", variant="primary")
+            crop_faces = gr.Checkbox(value=DEFAULTS.crop, label="Crop faces")
+            find_best_frame = gr.Checkbox(value=DEFAULTS.find_best_frame, label="Find best frame")
+        with gr.Accordion("Advanced", open=False):
+            crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
+                                   info="crop side / face box side; larger keeps more hair and shoulders")
+            max_seconds = gr.Slider(1, 300, value=DEFAULTS.max_seconds, step=1, label="Max seconds",
+                                    info="longer driving videos are cut here")
+            ai_mark = gr.Checkbox(value=DEFAULTS.ai_mark, label='Mark the video "AI-generated"')
+        button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Row():
-            result = gr.Video(label="Animation")
-            overlay = gr.Video(label="Keypoints: source | driving | result")
-        status = gr.Textbox(label="Status", interactive=False)
-        button.click(animate, [source, driving, relative, adapt_scale, model], [result, overlay, status],
-                     api_name="animate")
+            result = gr.Video(label="Animation", height=360, elem_id="result")
+            overlay = gr.Video(label="Keypoints: source | driving | result", height=360, elem_id="overlay")
+        status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+        inputs = [source, driving, relative, adapt_scale, crop_faces, find_best_frame, model, crop_scale,
+                  max_seconds, ai_mark]
+        outputs = [result, overlay, status]
+        button.click(animate, inputs, outputs, api_name="animate")
+        if (EXAMPLES / "face.png").exists():
+            gr.Examples(
+                [[str(EXAMPLES / "face.png"), str(EXAMPLES / clip), True, True, False, False, default_model]
+                 for clip in ("nod.mp4", "talk.mp4")],
+                inputs[:7], outputs, fn=animate, cache_examples=True, cache_mode="lazy",
+                label="Examples (drawn by this project, CC0; pre-cropped, so face cropping is off)")
     return demo
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="fomm-space web demo")
-    parser.add_argument("--share", action="store_true", help="create a public share link")
-    parser.add_argument("--server-name", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--server-name", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (0.0.0.0 for the whole network)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--model", choices=list(MODELS), default=None,
+                        help=f"model selected at start (default {DEFAULT_MODEL}); downloaded on first use")
     parser.add_argument("--config", help="config YAML of a local checkpoint")
-    parser.add_argument("--checkpoint", help="local .pth.tar checkpoint")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--checkpoint", help="local .pth.tar checkpoint (works offline)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
+    parser.add_argument("--concurrency", type=int, default=1, help="animations run at once (default 1)")
     args = parser.parse_args(argv)
     if bool(args.config) != bool(args.checkpoint):
         parser.error("--config and --checkpoint go together")
     return args
 
 
+def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
+    """Queue (bounded concurrency) and serve."""
+    return demo.queue(default_concurrency_limit=args.concurrency, max_size=32).launch(
+        server_name=args.server_name, server_port=args.port, share=args.share, **kwargs)
+
+
 if __name__ == "__main__":
     cli_args = parse_args()
-    build_demo(cli_args).queue(default_concurrency_limit=1).launch(
-        server_name=cli_args.server_name, server_port=cli_args.port, share=cli_args.share)
+    launch(build_demo(cli_args), cli_args)

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default=DEFAULTS.find_best_frame,
                         help="use the driving frame whose face pose is closest to the photo's as the reference")
     _add_crop_args(animate)
+    animate.add_argument("--ai-mark", action=argparse.BooleanOptionalAction, default=DEFAULTS.ai_mark,
+                         help='stamp "AI-generated" on the video (default on)')
     motion.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="driving frames per forward pass (default per device)")
     _add_model_args(animate)
@@ -88,7 +90,7 @@ def _animate(args: argparse.Namespace) -> int:
 
     options = AnimationOptions(relative=args.relative, adapt_scale=args.adapt_scale, best_frame=args.best_frame,
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
-                               max_seconds=args.max_seconds, batch_size=args.batch_size)
+                               max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,

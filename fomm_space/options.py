@@ -22,6 +22,7 @@ class AnimationOptions:
         crop_scale: size of the square crop relative to the detected face box.
         max_seconds: longest driving clip accepted; longer clips are cut (announced).
         batch_size: driving frames per forward pass (``None``: per device).
+        ai_mark: stamp "AI-generated" on the output video.
     """
 
     relative: bool = True
@@ -32,6 +33,7 @@ class AnimationOptions:
     crop_scale: float = 1.8
     max_seconds: float = 60.0
     batch_size: int | None = None
+    ai_mark: bool = True
 
 
 DEFAULTS = AnimationOptions()

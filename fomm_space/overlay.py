@@ -1,8 +1,9 @@
-"""Keypoint overlays: what the model tracked, drawn on the frames."""
+"""What is drawn on frames: the keypoints the model tracked, and the AI-generated mark."""
 
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 
@@ -49,3 +50,35 @@ def overlay_panel(source: np.ndarray, source_kp: np.ndarray, driving: np.ndarray
     colors = keypoint_colors(len(source_kp))
     return np.concatenate([draw_keypoints(source, source_kp, colors), draw_keypoints(driving, driving_kp, colors),
                            draw_keypoints(result, result_kp, colors)], axis=1)
+
+
+AI_MARK = "AI-generated"
+
+
+@functools.lru_cache(maxsize=16)
+def _mark_layer(height: int, width: int, text: str) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """(top, left), alpha (h, w, 1) and colour (h, w, 3) of the mark for a frame size."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(8, round(0.06 * min(height, width)))
+    font = ImageFont.load_default(size=size)
+    pad = max(2, size // 4)
+    left, top, right, bottom = font.getbbox(text)
+    w, h = min(width, right - left + 2 * pad), min(height, bottom - top + 2 * pad)
+    colour = Image.new("RGB", (w, h), (0, 0, 0))
+    alpha = Image.new("L", (w, h), 150)  # a translucent dark plate
+    ImageDraw.Draw(colour).text((pad - left, pad - top), text, font=font, fill=(255, 255, 255))
+    ImageDraw.Draw(alpha).text((pad - left, pad - top), text, font=font, fill=255)
+    margin = max(1, size // 3)
+    corner = (max(0, height - h - margin), max(0, width - w - margin))
+    return corner, np.asarray(alpha, np.float32)[:, :, None] / 255.0, np.asarray(colour, np.float32)
+
+
+def stamp_ai_mark(frame: np.ndarray, text: str = AI_MARK) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 frame with ``text`` on a dark plate in the lower right."""
+    out = np.array(frame, dtype=np.uint8, copy=True)
+    (top, left), alpha, colour = _mark_layer(out.shape[0], out.shape[1], text)
+    h, w = alpha.shape[:2]
+    region = out[top:top + h, left:left + w].astype(np.float32)
+    out[top:top + h, left:left + w] = (region * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
+    return out

@@ -24,7 +24,7 @@ from .faces import FaceDetector, closest_pose, face_detector
 from .frames import read_image, to_uint8, write_image
 from .model import FommModel
 from .options import DEFAULTS, AnimationOptions
-from .overlay import draw_keypoints, overlay_panel
+from .overlay import draw_keypoints, overlay_panel, stamp_ai_mark
 from .video import VideoInfo, VideoWriter, probe, read_frames
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -207,7 +207,7 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
                                   batch_size=options.batch_size, reference=reference):
             results = to_uint8(batch.frames)
             for i, result in enumerate(results):
-                writers[0].write(result)
+                writers[0].write(stamp_ai_mark(result) if options.ai_mark else result)
                 driving_frame = pending.popleft()
                 if overlay is not None:
                     writers[1].write(overlay_panel(src, source_kp, driving_frame, batch.driving_keypoints[i],

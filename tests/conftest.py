@@ -128,3 +128,18 @@ class ColourDetector:
 @pytest.fixture()
 def colour_detector():
     return ColourDetector()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_files, face_weights):
+    """The web demo (tiny checkpoint, CPU) served on a free loopback port."""
+    gr = pytest.importorskip("gradio")  # noqa: F841
+    import app
+
+    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]), "--device", "cpu",
+                           "--concurrency", "2"])
+    args.port = None  # a free port
+    demo = app.build_demo(args)
+    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()

@@ -1,46 +1,88 @@
 """The web demo's /animate endpoint, called through gradio_client on loopback."""
 
+import concurrent.futures
+import json
 import shutil
+import subprocess
 
 import pytest
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
+from fomm_space.video import ffmpeg_exe, probe  # noqa: E402
 
-@pytest.fixture(scope="module")
-def app_url(tiny_files):
-    import app
-
-    demo = app.build_demo(app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]),
-                                          "--device", "cpu"]))
-    demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=None,
-                                                   prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
+MODEL = "checkpoint.pth.tar"
 
 
-def test_animate_endpoint_returns_two_videos(app_url, media, tmp_path):
-    from gradio_client import Client, handle_file
+def client_for(url):
+    from gradio_client import Client
 
+    return Client(url, verbose=False)
+
+
+def call(url, source, driving, **kw):
+    from gradio_client import handle_file
+
+    params = dict(relative=True, adapt_scale=True, crop_faces=False, find_best_frame=False, model=MODEL)
+    params.update(kw)
+    return client_for(url).predict(source=handle_file(str(source)), driving=handle_file(str(driving)),
+                                   api_name="/animate", **params)
+
+
+def local_copy(item, tmp_path, name):
+    path = item["video"] if isinstance(item, dict) else item
+    return shutil.copy(path, tmp_path / name)
+
+
+def codec(path):
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return "Video: h264" in text and "yuv420p" in text
+
+
+def test_api_parameters_are_named_for_users(app_url):
+    api = client_for(app_url).view_api(print_info=False, return_format="dict")
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/animate"]["parameters"]]
+    assert names[:7] == ["source", "driving", "relative", "adapt_scale", "crop_faces", "find_best_frame", "model"]
+
+
+def test_animate_returns_two_h264_videos(app_url, media, tmp_path):
     photo, clip = media
-    client = Client(app_url, verbose=False)
-    video, overlay, status = client.predict(handle_file(str(photo)), handle_file(str(clip)), True, True,
-                                            "checkpoint.pth.tar", api_name="/animate")
+    video, overlay, status = call(app_url, photo, clip)
     assert "12 frames" in status
-    for item in (video, overlay):
-        path = item["video"] if isinstance(item, dict) else item
-        shutil.copy(path, tmp_path / "got.mp4")
-        from fomm_space.video import probe
-        assert probe(tmp_path / "got.mp4").frame_count >= 11
+    out, kp = local_copy(video, tmp_path, "out.mp4"), local_copy(overlay, tmp_path, "kp.mp4")
+    assert codec(out) and codec(kp)
+    assert probe(out).size == (64, 64) and probe(kp).size == (192, 64)
 
 
-def test_bad_input_is_an_app_error(app_url, media, tmp_path):
-    from gradio_client import Client, handle_file
+def test_faces_are_cropped_by_default(app_url, media, tmp_path):
+    photo, clip = media
+    video, _, status = call(app_url, photo, clip, crop_faces=True, find_best_frame=False)
+    assert "12 frames" in status
+
+
+@pytest.mark.parametrize("case, message", [
+    ("photo-as-video", "still image, not a video"),
+    ("video-as-photo", "not an image"),
+    ("text-as-video", "can't be read as a video"),
+    ("unknown-model", "not in the list of choices"),
+])
+def test_bad_inputs_are_app_errors_with_our_message(app_url, media, tmp_path, case, message):
     from gradio_client.exceptions import AppError
 
-    photo, _ = media
-    client = Client(app_url, verbose=False)
-    with pytest.raises(AppError, match="still image, not a video"):
-        client.predict(handle_file(str(photo)), handle_file(str(photo)), True, True,
-                       "checkpoint.pth.tar", api_name="/animate")
+    photo, clip = media
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    source, driving, kw = {"photo-as-video": (photo, photo, {}), "video-as-photo": (clip, clip, {}),
+                           "text-as-video": (photo, text, {}), "unknown-model": (photo, clip, {"model": "nope"})}[case]
+    with pytest.raises(AppError, match=message):
+        call(app_url, source, driving, **kw)
+    video, _, _ = call(app_url, photo, clip)  # the app is still up
+    assert video
+
+
+def test_two_concurrent_requests_both_finish(app_url, media):
+    photo, clip = media
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: call(app_url, photo, clip), range(2)))
+    assert all("12 frames" in status for _, _, status in results)

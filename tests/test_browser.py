@@ -1,0 +1,39 @@
+"""The web demo in a real browser: Debian's chromium driven by Playwright."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
+def test_upload_animate_and_see_the_result(app_url, tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url)
+            page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
+            page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "talk.mp4"))
+            page.locator("#source img").wait_for(timeout=30_000)
+            page.locator("#driving video").wait_for(timeout=30_000)
+            page.locator("#animate").click()
+            page.wait_for_function(
+                "() => { const v = document.querySelector('#result video');"
+                " return v !== null && !!v.currentSrc; }", timeout=180_000)
+            page.wait_for_function(
+                "() => document.querySelector('#status textarea').value.includes('frames')", timeout=30_000)
+            status = page.locator("#status textarea").input_value()
+            assert "75 frames at 25 fps" in status
+            assert page.locator("#overlay video").count() == 1
+            shot = Path(os.environ.get("FOMM_SCREENSHOT") or tmp_path / "page.png")
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
