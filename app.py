@@ -19,13 +19,16 @@ if os.environ.get("SPACE_ID"):  # on a Space: ZeroGPU needs `spaces` before torc
         pass
 
 import argparse
+import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from fomm_space import DEFAULTS, MODELS, AnimationOptions, FommError, load_model
+from fomm_space.frames import MAX_IMAGE_PIXELS
 from fomm_space.pipeline import animate_files
 from fomm_space.registry import DEFAULT_MODEL
 
@@ -56,6 +59,44 @@ class Models:
             return self._models[name]
 
 
+class Outputs:
+    """Per-request output folders under one root, deleted after ``keep_s`` seconds.
+
+    The videos are written inside Gradio's cache, so Gradio serves them without a copy;
+    uploads there are swept by Gradio itself (``delete_cache``). A failed request's
+    folder is deleted at once.
+    """
+
+    def __init__(self, root: Path, keep_s: float):
+        self.root = root
+        self.keep_s = keep_s
+        self._lock = threading.Lock()
+
+    def new(self) -> Path:
+        self.sweep()
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+
+    def sweep(self) -> int:
+        """Delete the folders older than ``keep_s``; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - self.keep_s, 0
+        with self._lock:
+            for folder in self.root.glob("run-*"):
+                try:
+                    if folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    @staticmethod
+    def discard(folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class PhotoInput(gr.Image):
     """``gr.Image`` that hands over the uploaded file untouched (we read it ourselves,
     EXIF, 16-bit and size limits included) and turns a file that is no image into a
@@ -69,7 +110,8 @@ class PhotoInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Image.DecompressionBombError as e:
-            raise gr.Error("The source photo has too many pixels; scale it down (a few megapixels is plenty).") from e
+            raise gr.Error(f"The source photo has far more pixels than the limit of {MAX_IMAGE_PIXELS // 1_000_000} "
+                           "megapixels. Scale it down and try again.") from e
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise gr.Error("The source is not an image that can be read; use a PNG or JPEG photo.") from e
 
@@ -81,6 +123,9 @@ def _on_gpu(fn):
 
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
     models = Models(args)
+    keep_s = args.keep_minutes * 60
+    outputs_root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "fomm-space"
+    runs = Outputs(outputs_root, keep_s)
     local = bool(args.checkpoint)
     if local:
         choices = [(f"{Path(args.checkpoint).name} (local)", Path(args.checkpoint).name)]
@@ -105,7 +150,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),
                                    find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
                                    max_seconds=float(max_seconds), ai_mark=bool(ai_mark))
-        out_dir = Path(tempfile.mkdtemp(prefix="fomm-"))
+        out_dir = runs.new()
         try:
             progress(0, desc=f"Loading the {model} model")
             m = models.get(model)
@@ -114,13 +159,17 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 progress=lambda stage, done, total: progress((done, total), desc=STAGES.get(stage, stage),
                                                              unit="frames"))
         except FommError as e:
+            runs.discard(out_dir)
             raise gr.Error(str(e)) from e
+        except BaseException:
+            runs.discard(out_dir)
+            raise
         status = report.summary()
         if report.truncated:
             status += f"; only the first {options.max_seconds:g} s were used"
         return str(report.output), str(report.overlay), status
 
-    with gr.Blocks(title="First Order Motion Model") as demo:
+    with gr.Blocks(title="First Order Motion Model", delete_cache=(max(60, keep_s // 4), keep_s)) as demo:
         gr.Markdown("# First Order Motion Model\n"
                     "Animate a photo with the motion of a video (Siarohin et al., NeurIPS 2019). "
                     "Give a photo and a driving video; the faces are found and cropped, the motion is "
@@ -157,6 +206,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                  for clip in ("nod.mp4", "talk.mp4")],
                 inputs[:7], outputs, fn=animate, cache_examples=True, cache_mode="lazy",
                 label="Examples (drawn by this project, CC0; pre-cropped, so face cropping is off)")
+    demo.fomm_runs = runs  # for tests and operators: where results live, and their sweep
     return demo
 
 
@@ -172,9 +222,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="local .pth.tar checkpoint (works offline)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     parser.add_argument("--concurrency", type=int, default=1, help="animations run at once (default 1)")
+    parser.add_argument("--keep-minutes", type=float, default=60,
+                        help="uploads and results are deleted after this many minutes (default 60)")
     args = parser.parse_args(argv)
     if bool(args.config) != bool(args.checkpoint):
         parser.error("--config and --checkpoint go together")
+    if args.concurrency < 1 or args.keep_minutes <= 0:
+        parser.error("--concurrency must be at least 1 and --keep-minutes positive")
     return args
 
 

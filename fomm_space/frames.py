@@ -75,7 +75,10 @@ def read_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
             return np.asarray(img.convert("RGB"))
     except FileNotFoundError as e:
         raise InputError(f"Image {path} does not exist.") from e
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise InputError(f"The image has far more pixels than the limit of {max_pixels // 1_000_000} megapixels. "
+                         "Scale it down and try again.") from e
+    except UnidentifiedImageError as e:
         raise InputError(f"{path} is not an image that can be read; use a PNG or JPEG photo.") from e
     except OSError as e:
         raise InputError(f"{path} can't be read as an image ({e}).") from e
@@ -91,7 +94,8 @@ def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    arr = np.ascontiguousarray(frame)
+    x = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)[None].float()
     x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     return x[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
 

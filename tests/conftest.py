@@ -131,9 +131,9 @@ def colour_detector():
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_files, face_weights):
+def app_demo(tiny_files, face_weights):
     """The web demo (tiny checkpoint, CPU) served on a free loopback port."""
-    gr = pytest.importorskip("gradio")  # noqa: F841
+    pytest.importorskip("gradio")
     import app
 
     args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]), "--device", "cpu",
@@ -141,5 +141,10 @@ def app_url(tiny_files, face_weights):
     args.port = None  # a free port
     demo = app.build_demo(args)
     app.launch(demo, args, prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
+    yield demo
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_demo):
+    return app_demo.local_url

@@ -126,3 +126,26 @@ def test_unoptimised_engine_agrees(case):
     kp, gen = model.config.build(align_corners=model.generator.align_corners)
     plain = FommModel(kp, gen, model.config, device="cpu", optimize=False)
     assert plain.animate(expected["source"], expected["driving"]).shape == expected["driving"].shape
+
+
+def test_out_of_memory_is_retried_with_smaller_batches(tiny_model, monkeypatch):
+    import torch
+
+    rng = np.random.default_rng(3)
+    source = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    driving = (rng.random((9, 64, 64, 3)) * 255).astype(np.uint8)
+    expected = tiny_model.animate(source, driving, batch_size=1)
+    real = tiny_model._generate
+    sizes = []
+
+    def generate(prepared, kp):
+        n = kp["value"].shape[0]
+        sizes.append(n)
+        if n > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(prepared, kp)
+
+    monkeypatch.setattr(tiny_model, "_generate", generate)
+    got = tiny_model.animate(source, driving, batch_size=8)
+    assert sizes[:3] == [8, 4, 2] and max(sizes[3:]) <= 2
+    assert np.allclose(got, expected, atol=1e-5)
