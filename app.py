@@ -29,6 +29,7 @@ import gradio as gr
 
 from fomm_space import DEFAULTS, MODELS, AnimationOptions, FommError, load_model
 from fomm_space.frames import MAX_IMAGE_PIXELS
+from fomm_space.paste import UPSCALERS
 from fomm_space.pipeline import animate_files
 from fomm_space.registry import DEFAULT_MODEL
 
@@ -137,7 +138,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
     def animate(source: str | None, driving: str | None, relative: bool, adapt_scale: bool, crop_faces: bool,
                 find_best_frame: bool, model: str, crop_scale: float = DEFAULTS.crop_scale,
                 max_seconds: float = DEFAULTS.max_seconds, ai_mark: bool = DEFAULTS.ai_mark,
-                progress=gr.Progress(track_tqdm=True)):
+                paste_back: bool = DEFAULTS.paste_back, smoothing: float = DEFAULTS.smoothing,
+                upscale: str = DEFAULTS.upscale, progress=gr.Progress(track_tqdm=True)):
         """Animate the face in `source` (a photo) by the motion of `driving` (a video).
 
         Returns the animated video (with the driving sound), the keypoint-overlay video
@@ -149,7 +151,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             raise gr.Error("Please give a driving video (upload or webcam).")
         options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),
                                    find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
-                                   max_seconds=float(max_seconds), ai_mark=bool(ai_mark))
+                                   max_seconds=float(max_seconds), ai_mark=bool(ai_mark),
+                                   paste_back=bool(paste_back), smoothing=float(smoothing), upscale=str(upscale))
         out_dir = runs.new()
         try:
             progress(0, desc=f"Loading the {model} model")
@@ -185,11 +188,15 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             adapt_scale = gr.Checkbox(value=DEFAULTS.adapt_scale, label="Adapt movement scale")
             crop_faces = gr.Checkbox(value=DEFAULTS.crop, label="Crop faces")
             find_best_frame = gr.Checkbox(value=DEFAULTS.find_best_frame, label="Find best frame")
+            paste_back = gr.Checkbox(value=DEFAULTS.paste_back, label="Paste back into the photo")
         with gr.Accordion("Advanced", open=False):
             crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
                                    info="crop side / face box side; larger keeps more hair and shoulders")
             max_seconds = gr.Slider(1, 300, value=DEFAULTS.max_seconds, step=1, label="Max seconds",
                                     info="longer driving videos are cut here")
+            smoothing = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing, step=0.05, label="Keypoint smoothing",
+                                  info="0 = off (as the authors); higher = steadier, less jitter")
+            upscale = gr.Radio(list(UPSCALERS), value=DEFAULTS.upscale, label="Face upscaling for paste-back")
             ai_mark = gr.Checkbox(value=DEFAULTS.ai_mark, label='Mark the video "AI-generated"')
         button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Row():
@@ -197,7 +204,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             overlay = gr.Video(label="Keypoints: source | driving | result", height=360, elem_id="overlay")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         inputs = [source, driving, relative, adapt_scale, crop_faces, find_best_frame, model, crop_scale,
-                  max_seconds, ai_mark]
+                  max_seconds, ai_mark, paste_back, smoothing, upscale]
         outputs = [result, overlay, status]
         button.click(animate, inputs, outputs, api_name="animate")
         if (EXAMPLES / "face.png").exists():

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from .device import PRECISIONS
 from .errors import FommError
 from .options import DEFAULTS, AnimationOptions
+from .paste import UPSCALERS
 from .registry import DEFAULT_MODEL, MODELS
 
 
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crop_args(animate)
     animate.add_argument("--ai-mark", action=argparse.BooleanOptionalAction, default=DEFAULTS.ai_mark,
                          help='stamp "AI-generated" on the video (default on)')
+    output = animate.add_argument_group("output")
+    output.add_argument("--paste-back", action=argparse.BooleanOptionalAction, default=DEFAULTS.paste_back,
+                        help="put the animated face back into the whole photo: the video has the photo's size "
+                             "(default on where the photo is larger than the model's frames)")
+    output.add_argument("--upscale", choices=UPSCALERS, default=DEFAULTS.upscale,
+                        help="how the face is enlarged for paste-back (default lanczos: sharp)")
+    output.add_argument("--smooth", type=float, default=DEFAULTS.smoothing, metavar="S",
+                        help="steady the driving keypoints: 0 = off (default, the authors' behaviour) to 1")
     motion.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="driving frames per forward pass (default per device)")
     _add_model_args(animate)
@@ -90,7 +99,8 @@ def _animate(args: argparse.Namespace) -> int:
 
     options = AnimationOptions(relative=args.relative, adapt_scale=args.adapt_scale, best_frame=args.best_frame,
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
-                               max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark)
+                               max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
+                               paste_back=args.paste_back, upscale=args.upscale, smoothing=args.smooth)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,

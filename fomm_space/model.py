@@ -26,6 +26,7 @@ from .motion import Keypoints, movement_scale, transfer_motion
 from .networks import KPDetector, OcclusionAwareGenerator
 from .options import DEFAULTS
 from .registry import DEFAULT_MODEL, get_spec
+from .smoothing import KeypointSmoother
 
 DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 2}
 
@@ -135,12 +136,15 @@ class FommModel:
     def stream(self, source: np.ndarray, driving: Iterable[np.ndarray], *,
                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
-               reference: np.ndarray | None = None) -> Iterator[AnimationBatch]:
+               reference: np.ndarray | None = None, smoothing: float = DEFAULTS.smoothing,
+               fps: float = 25.0) -> Iterator[AnimationBatch]:
         """Animate lazily: driving frames are read and results yielded batch by batch.
 
         Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
             With ``best_frame`` and a one-pass iterator, frames up to it are held in
             memory; a caller that can fetch that frame itself passes it as ``reference``.
+            ``smoothing`` (0 = off, up to 1) filters the driving keypoints over time
+            (One-Euro filter at the clip's ``fps``).
         Yields:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
@@ -151,6 +155,9 @@ class FommModel:
             frames, reference = _split_reference(driving, best_frame)
         kp_initial = self.detect_keypoints([reference]) if reference is not None else None
         scale: float | None = None
+        if not 0.0 <= smoothing <= 1.0:
+            raise InputError(f"smoothing must be between 0 (off) and 1, got {smoothing:g}.")
+        smoother = KeypointSmoother(smoothing, fps) if smoothing > 0 else None
         size = DEFAULT_BATCH.get(self.device.type, 4) if batch_size is None else batch_size
         if size < 1:
             raise InputError(f"batch_size must be at least 1, got {size}.")
@@ -162,6 +169,9 @@ class FommModel:
             if not pending:
                 break
             kp_driving = self.detect_keypoints(pending)
+            if smoother is not None:
+                state = smoother.snapshot()
+                kp_driving = smoother(kp_driving)
             if kp_initial is None:
                 kp_initial = {k: v[:1] for k, v in kp_driving.items()}
             if scale is None:
@@ -174,6 +184,8 @@ class FommModel:
                 if size == 1:
                     raise
                 torch.cuda.empty_cache()
+                if smoother is not None:
+                    smoother.restore(state)
                 size = max(1, size // 2)
                 # Retry the frames that did not fit, in smaller batches.
                 it = itertools.chain(pending[size:], it)
@@ -191,8 +203,8 @@ class FommModel:
 
     def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
                 relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
-                best_frame: int | None = DEFAULTS.best_frame,
-                batch_size: int | None = DEFAULTS.batch_size) -> np.ndarray:
+                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
+                smoothing: float = DEFAULTS.smoothing, fps: float = 25.0) -> np.ndarray:
         """Animate ``source`` by the motion of ``driving``.
 
         Args:
@@ -204,11 +216,13 @@ class FommModel:
             adapt_scale: movement-scale adaptation (only with ``relative``).
             best_frame: index of the reference driving frame; the clip is animated from
                 it forwards and backwards and joined, as in the authors' demo.
+            smoothing: 0 (off, the authors' behaviour) to 1: steadier driving keypoints
+                (a One-Euro filter at ``fps`` frames per second).
         Returns:
             (N, H, W, 3) float32 RGB in [0, 1] at the model's frame size.
         """
         batches = list(self.stream(source, driving, relative=relative, adapt_scale=adapt_scale,
-                                   best_frame=best_frame, batch_size=batch_size))
+                                   best_frame=best_frame, batch_size=batch_size, smoothing=smoothing, fps=fps))
         return np.concatenate([b.frames for b in batches], axis=0)
 
 

@@ -23,6 +23,12 @@ class AnimationOptions:
         max_seconds: longest driving clip accepted; longer clips are cut (announced).
         batch_size: driving frames per forward pass (``None``: per device).
         ai_mark: stamp "AI-generated" on the output video.
+        paste_back: put the animated face back into the whole photo, so the video has
+            the photo's size and framing (where the photo is larger than the model's
+            frames; photos over 1920 pixels a side are scaled down to that).
+        upscale: how the face is enlarged for paste-back: "lanczos" (sharp) or "bilinear".
+        smoothing: steadiness of the driving keypoints, 0 (off: the authors' behaviour)
+            to 1 (strongest); a One-Euro filter.
     """
 
     relative: bool = True
@@ -34,6 +40,9 @@ class AnimationOptions:
     max_seconds: float = 60.0
     batch_size: int | None = None
     ai_mark: bool = True
+    paste_back: bool = True
+    upscale: str = "lanczos"
+    smoothing: float = 0.0
 
 
 DEFAULTS = AnimationOptions()

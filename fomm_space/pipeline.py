@@ -25,6 +25,7 @@ from .frames import read_image, to_uint8, write_image
 from .model import FommModel
 from .options import DEFAULTS, AnimationOptions
 from .overlay import draw_keypoints, overlay_panel, stamp_ai_mark
+from .paste import UPSCALERS, PasteBack
 from .video import VideoInfo, VideoWriter, probe, read_frames
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -50,12 +51,15 @@ class AnimationReport:
     source_box: Box
     driving_box: Box
     best_frame: int | None
+    size: tuple[int, int]
+    pasted: bool
 
     def summary(self) -> str:
         cut = " (clip cut at the length limit)" if self.truncated else ""
         best = f", reference frame {self.best_frame}" if self.best_frame is not None else ""
+        size = f", {self.size[0]}x{self.size[1]}" + (" pasted into the photo" if self.pasted else "")
         return (f"{self.frames} frames at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
-                f"({self.precision}){best}{cut}")
+                f"({self.precision}){size}{best}{cut}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ def _validate(options: AnimationOptions) -> None:
         raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
     if options.max_seconds <= 0:
         raise InputError(f"max_seconds must be positive, got {options.max_seconds:g}.")
+    if options.upscale not in UPSCALERS:
+        raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {options.upscale!r}.")
+    if not 0.0 <= options.smoothing <= 1.0:
+        raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
     if not 1.0 <= options.crop_scale <= 4.0:
         raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
 
@@ -175,6 +183,8 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
 
     s_box = source_box(image, options, detector)
     src = crop(image, s_box, model.size)
+    larger = image.shape[0] > model.size[0] or image.shape[1] > model.size[1]
+    paste = PasteBack(image, s_box, method=options.upscale) if options.paste_back and larger else None
     d_box = driving_box(driving, info, max_frames, options, detector, progress)
 
     best = options.best_frame
@@ -204,10 +214,12 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
     paths: list[Path] = []
     try:
         for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
-                                  batch_size=options.batch_size, reference=reference):
+                                  batch_size=options.batch_size, reference=reference,
+                                  smoothing=options.smoothing, fps=info.fps):
             results = to_uint8(batch.frames)
             for i, result in enumerate(results):
-                writers[0].write(stamp_ai_mark(result) if options.ai_mark else result)
+                shown = paste(result) if paste is not None else result
+                writers[0].write(stamp_ai_mark(shown) if options.ai_mark else shown)
                 driving_frame = pending.popleft()
                 if overlay is not None:
                     writers[1].write(overlay_panel(src, source_kp, driving_frame, batch.driving_keypoints[i],
@@ -227,7 +239,9 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
     return AnimationReport(output=paths[0], overlay=Path(overlay) if overlay is not None else None,
                            preview=Path(preview) if preview is not None else None, frames=done, fps=info.fps,
                            seconds=time.perf_counter() - t0, truncated=truncated, device=str(model.device),
-                           precision=model.precision, source_box=s_box, driving_box=d_box, best_frame=best)
+                           precision=model.precision, source_box=s_box, driving_box=d_box, best_frame=best,
+                           size=(paste.size[1], paste.size[0]) if paste is not None else (model.size[1], model.size[0]),
+                           pasted=paste is not None)
 
 
 def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int, int] = (256, 256),

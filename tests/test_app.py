@@ -52,7 +52,8 @@ def test_animate_returns_two_h264_videos(app_url, media, tmp_path):
     assert "12 frames" in status
     out, kp = local_copy(video, tmp_path, "out.mp4"), local_copy(overlay, tmp_path, "kp.mp4")
     assert codec(out) and codec(kp)
-    assert probe(out).size == (64, 64) and probe(kp).size == (192, 64)
+    assert probe(out).size == (128, 96)  # pasted back into the 128x96 photo (the default)
+    assert probe(kp).size == (192, 64)
 
 
 def test_faces_are_cropped_by_default(app_url, media, tmp_path):

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fomm_space.video import ffmpeg_exe, probe, read_frames
@@ -24,7 +25,7 @@ def test_animate_writes_video_and_overlay(tiny_files, media, tmp_path):
     photo, clip = media
     out, overlay = tmp_path / "out.mp4", tmp_path / "overlay.mp4"
     result = run("animate", "--source", photo, "--driving", clip, "--output", out, "--overlay", overlay,
-                 "--best-frame", 3, "--no-crop", *model_args(tiny_files))
+                 "--best-frame", 3, "--no-crop", "--no-paste-back", *model_args(tiny_files))
     assert result.returncode == 0, result.stderr
     assert "12 frames at 10 fps" in result.stdout
     info = probe(out)
@@ -119,3 +120,26 @@ def test_crop_command_writes_the_face_video_with_sound(face_weights, tmp_path):
     assert info.size == (128, 128) and info.has_audio
     bad = run("crop", "--input", tmp_path / "missing.mp4", "--output", tmp_path / "x.mp4")
     assert bad.returncode == 1 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_paste_back_keeps_the_photo_size_and_its_pixels_outside_the_crop(tiny_files, tmp_path, media):
+    from PIL import Image
+
+    _, clip = media
+    yy, xx = np.mgrid[0:960, 0:1280]
+    photo = np.stack([xx * 255 // 1279, yy * 255 // 959, np.full_like(xx, 90)], axis=-1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    out = tmp_path / "out.mp4"
+    result = run("animate", "--source", tmp_path / "big.png", "--driving", clip, "--output", out, "--no-crop",
+                 *model_args(tiny_files))
+    assert result.returncode == 0, result.stderr
+    assert "1280x960 pasted into the photo" in result.stdout
+    frames = list(read_frames(out))
+    assert len(frames) == 12 and frames[0].shape == (960, 1280, 3)
+    assert ffprobe(out)[0]["codec_name"] == "h264"
+    # the crop is the centred 960x960 square (x 160..1120); the mark sits in the lower right
+    for frame in (frames[0], frames[-1]):
+        for rows, cols in ((slice(None), slice(0, 160)), (slice(0, 780), slice(1120, None))):
+            diff = np.abs(frame[rows, cols].astype(int) - photo[rows, cols])
+            assert diff.max() <= 6  # codec error
+    assert np.abs(frames[0][300:660, 300:980].astype(int) - photo[300:660, 300:980]).mean() > 5  # animated inside

@@ -1,0 +1,68 @@
+"""Paste-back into the whole photo, and the face upscaler."""
+
+import numpy as np
+import pytest
+
+from fomm_space.crop import Box, crop
+from fomm_space.errors import InputError
+from fomm_space.paste import PasteBack, upscale
+
+
+def gradient_photo(h=300, w=400):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full_like(xx, 100)], axis=-1).astype(np.uint8)
+
+
+def test_outside_the_box_is_the_photo_and_inside_is_the_face():
+    photo = gradient_photo()
+    box = Box(100, 50, 260, 210)
+    face = crop(photo, box, (64, 64))
+    face[24:40, 24:40] = 255  # what the animation changed
+    out = PasteBack(photo, box)(face)
+    assert out.shape == photo.shape
+    mask = np.ones(photo.shape[:2], bool)
+    mask[50:210, 100:260] = False
+    assert np.array_equal(out[mask], photo[mask])
+    centre = out[120:140, 170:190].astype(int)
+    assert np.abs(centre - photo[120:140, 170:190]).mean() > 20  # the face is there
+
+
+def test_the_crop_pasted_back_gives_the_photo_again():
+    photo = gradient_photo()
+    box = Box(-40, 100, 160, 300)  # past the left and bottom borders
+    face = crop(photo, box, (200, 200))
+    out = PasteBack(photo, box)(face)
+    assert np.abs(out.astype(int) - photo).max() <= 2
+
+
+def test_colour_is_matched_at_the_seam_and_the_edge_is_soft():
+    photo = np.full((200, 200, 3), 100, np.uint8)
+    box = Box(50, 50, 150, 150)
+    brighter = np.full((100, 100, 3), 160, np.uint8)  # same picture, 60 brighter
+    out = PasteBack(photo, box)(brighter).astype(int)
+    assert np.abs(out - 100).max() <= 1  # the offset is taken out
+    mask = PasteBack(photo, box).mask[:, :, 0]
+    assert mask[0, 0] < 0.01 and mask[50, 50] == 1.0  # 0 at the box edge, 1 inside
+    assert np.abs(np.diff(mask[50])).max() < 0.15  # a soft edge, no step
+
+
+def test_large_photos_are_scaled_to_1920():
+    photo = np.zeros((2400, 3200, 3), np.uint8)
+    paste = PasteBack(photo, Box(1000, 800, 1800, 1600))
+    assert paste.size == (1440, 1920)
+    assert paste(np.zeros((64, 64, 3), np.uint8)).shape == (1440, 1920, 3)
+
+
+def test_lanczos_is_sharper_than_bilinear():
+    face = np.zeros((64, 64, 3), np.uint8)
+    face[:, 32:] = 255
+    face[::8] = 128
+
+    def sharpness(img):
+        return np.abs(np.diff(img.astype(float), axis=1)).max()
+
+    big_l, big_b = upscale(face, (256, 256), "lanczos"), upscale(face, (256, 256), "bilinear")
+    assert big_l.shape == big_b.shape == (256, 256, 3)
+    assert sharpness(big_l) > 1.3 * sharpness(big_b)
+    with pytest.raises(InputError, match="upscale"):
+        upscale(face, (128, 128), "nearest")
