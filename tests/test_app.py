@@ -112,3 +112,15 @@ def test_failed_requests_leave_no_files_and_old_results_are_swept(app_demo, app_
     assert store.sweep() == 1
     assert not old.exists() and fresh.exists()
 
+
+
+def test_webcam_webm_and_gif_drivers_work(app_url, media, tmp_path):
+    photo, _ = media
+    for name, codec_args in (("cam.webm", ["-c:v", "libvpx", "-c:a", "libopus"]), ("loop.gif", [])):
+        clip = tmp_path / name
+        sound = ["-f", "lavfi", "-i", "sine=duration=1", "-shortest"] if name.endswith("webm") else []
+        subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc=size=96x64:rate=10:duration=1", *sound, *codec_args, str(clip)], check=True)
+        video, _, status = call(app_url, photo, clip)
+        assert "10 frames at 10 fps" in status, status
+        assert codec(local_copy(video, tmp_path, "out.mp4"))

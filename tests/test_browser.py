@@ -37,3 +37,20 @@ def test_upload_animate_and_see_the_result(app_url, tmp_path):
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
+def test_clicking_an_example_animates_it(app_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url)
+            page.get_by_text("Examples (drawn by this project").wait_for(timeout=30_000)
+            page.locator("table tbody tr").first.click()
+            page.wait_for_function(
+                "() => { const v = document.querySelector('#result video');"
+                " return v !== null && !!v.currentSrc; }", timeout=180_000)
+            assert page.locator("#source img").count() == 1  # the example photo was filled in
+        finally:
+            browser.close()
