@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     crop.add_argument("--input", required=True, help="video to crop")
     crop.add_argument("--output", required=True, help="mp4 to write (with the input's sound)")
     crop.add_argument("--size", type=int, default=256, help="side of the square output in pixels (default 256)")
-    crop.add_argument("--device", default="cpu", help="device of the face detector (default cpu)")
+    crop.add_argument("--device", default=None, help="device of the face detector (default: best available)")
     _add_crop_args(crop, toggle=False)
 
     sub.add_parser("models", help="list the published models")
@@ -116,6 +116,7 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _crop(args: argparse.Namespace) -> int:
+    from .device import select_device
     from .pipeline import crop_video_file
 
     if args.size < 16 or args.size > 2048:
@@ -123,7 +124,7 @@ def _crop(args: argparse.Namespace) -> int:
     options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds)
     with _ProgressBars() as progress:
         report = crop_video_file(args.input, args.output, size=(args.size, args.size), options=options,
-                                 device=args.device, progress=progress)
+                                 device=str(select_device(args.device)), progress=progress)
     _note_truncation(report.truncated, options)
     b = report.box
     print(f"wrote {report.output}: {report.frames} frames at {report.fps:g} fps, crop box "

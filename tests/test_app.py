@@ -124,3 +124,45 @@ def test_webcam_webm_and_gif_drivers_work(app_url, media, tmp_path):
         video, _, status = call(app_url, photo, clip)
         assert "10 frames at 10 fps" in status, status
         assert codec(local_copy(video, tmp_path, "out.mp4"))
+
+
+def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp_path):
+    """As on a Hugging Face Space (SPACE_ID set, CPU hardware): `spaces` is imported
+    before torch, GPU work goes through spaces.GPU (a no-op off ZeroGPU), and it serves."""
+    import ast
+    import socket
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("spaces")
+    root = Path(__file__).resolve().parent.parent
+    tree = ast.parse((root / "app.py").read_text())
+    order = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Import) and n.names[0].name == "spaces"]
+    first_heavy = min(n.lineno for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                      and (getattr(n, "module", None) or n.names[0].name).split(".")[0]
+                      in ("gradio", "fomm_space", "torch"))
+    assert order and order[0] < first_heavy
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**__import__("os").environ, "SPACE_ID": "someone/fomm-space", "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen([sys.executable, str(root / "app.py"), "--config", str(tiny_files[0]), "--checkpoint",
+                               str(tiny_files[1]), "--device", "cpu", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while True:
+            try:
+                client_for(url)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert server.poll() is None and time.time() < deadline, "the app did not start"
+                time.sleep(1)
+        photo, clip = media
+        _, _, status = call(url, photo, clip)
+        assert "12 frames" in status
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

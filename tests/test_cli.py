@@ -131,7 +131,7 @@ def test_paste_back_keeps_the_photo_size_and_its_pixels_outside_the_crop(tiny_fi
     Image.fromarray(photo).save(tmp_path / "big.png")
     out = tmp_path / "out.mp4"
     result = run("animate", "--source", tmp_path / "big.png", "--driving", clip, "--output", out, "--no-crop",
-                 *model_args(tiny_files))
+                 "--paste-back", *model_args(tiny_files))
     assert result.returncode == 0, result.stderr
     assert "1280x960 pasted into the photo" in result.stdout
     frames = list(read_frames(out))
