@@ -167,10 +167,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         except BaseException:
             runs.discard(out_dir)
             raise
-        status = report.summary()
-        if report.truncated:
-            status += f"; only the first {options.max_seconds:g} s were used"
-        return str(report.output), str(report.overlay), status
+        return str(report.output), str(report.overlay), report.summary()
 
     with gr.Blocks(title="First Order Motion Model", delete_cache=(max(60, keep_s // 4), keep_s)) as demo:
         gr.Markdown("# First Order Motion Model\n"

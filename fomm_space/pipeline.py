@@ -55,7 +55,7 @@ class AnimationReport:
     pasted: bool
 
     def summary(self) -> str:
-        cut = " (clip cut at the length limit)" if self.truncated else ""
+        cut = f" (clip cut at {self.frames / self.fps:g} s, the length limit)" if self.truncated else ""
         best = f", reference frame {self.best_frame}" if self.best_frame is not None else ""
         size = f", {self.size[0]}x{self.size[1]}" + (" pasted into the photo" if self.pasted else "")
         return (f"{self.frames} frames at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
@@ -96,6 +96,13 @@ def _validate(options: AnimationOptions) -> None:
         raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
     if not 1.0 <= options.crop_scale <= 4.0:
         raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
+
+
+def _check_folders(*paths: str | Path | None) -> None:
+    """Fail before any work if an output's folder is missing."""
+    for path in paths:
+        if path is not None and not Path(path).parent.is_dir():
+            raise InputError(f"Output folder {Path(path).parent} does not exist.")
 
 
 def source_box(image: np.ndarray, options: AnimationOptions, detector: FaceDetector | None) -> Box:
@@ -175,6 +182,9 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
     t0 = time.perf_counter()
     driving, output = Path(driving), Path(output)
     _validate(options)
+    if options.best_frame is not None and options.find_best_frame:
+        raise InputError("Give either a best frame index or find_best_frame, not both.")
+    _check_folders(output, overlay, preview)
     image = read_image(str(source))
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
@@ -206,13 +216,14 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
             yield frame
 
     frames = remember(cropped_frames(driving, d_box, model.size, max_frames))
-    writers = [VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None)]
-    if overlay is not None:
-        writers.append(VideoWriter(Path(overlay), info.fps))
     done = 0
-    source_kp = model.prepare_source(src).keypoints_array if overlay or preview else None
+    source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy() if overlay or preview else None
+    writers: list[VideoWriter] = []
     paths: list[Path] = []
     try:
+        writers.append(VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None))
+        if overlay is not None:
+            writers.append(VideoWriter(Path(overlay), info.fps))
         for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
                                   batch_size=options.batch_size, reference=reference,
                                   smoothing=options.smoothing, fps=info.fps):
@@ -254,6 +265,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
     """
     driving, output = Path(driving), Path(output)
     _validate(options)
+    _check_folders(output)
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
     if detector is None and options.crop:

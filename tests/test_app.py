@@ -130,6 +130,7 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp
     """As on a Hugging Face Space (SPACE_ID set, CPU hardware): `spaces` is imported
     before torch, GPU work goes through spaces.GPU (a no-op off ZeroGPU), and it serves."""
     import ast
+    import os
     import socket
     import sys
     import time
@@ -146,7 +147,7 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**__import__("os").environ, "SPACE_ID": "someone/fomm-space", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "SPACE_ID": "someone/fomm-space", "GRADIO_ANALYTICS_ENABLED": "False"}
     server = subprocess.Popen([sys.executable, str(root / "app.py"), "--config", str(tiny_files[0]), "--checkpoint",
                                str(tiny_files[1]), "--device", "cpu", "--port", str(port)], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -166,3 +167,10 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_paste_back_off_and_smoothing_through_the_api(app_url, media, tmp_path):
+    photo, clip = media
+    video, _, status = call(app_url, photo, clip, paste_back=False, smoothing=0.5, upscale="bilinear")
+    assert "12 frames" in status and "pasted" not in status
+    assert probe(local_copy(video, tmp_path, "out.mp4")).size == (64, 64)

@@ -143,3 +143,15 @@ def test_paste_back_keeps_the_photo_size_and_its_pixels_outside_the_crop(tiny_fi
             diff = np.abs(frame[rows, cols].astype(int) - photo[rows, cols])
             assert diff.max() <= 6  # codec error
     assert np.abs(frames[0][300:660, 300:980].astype(int) - photo[300:660, 300:980]).mean() > 5  # animated inside
+
+
+def test_best_frame_search_smoothing_and_upscaler_from_the_command_line(tiny_files, face_weights, media, tmp_path):
+    photo, clip = media
+    out = tmp_path / "out.mp4"
+    result = run("animate", "--source", photo, "--driving", clip, "--output", out, "--find-best-frame",
+                 "--smooth", 0.5, "--upscale", "bilinear", *model_args(tiny_files))
+    assert result.returncode == 0, result.stderr
+    assert "reference frame" in result.stdout and "12 frames" in result.stdout
+    bad = run("animate", "--source", photo, "--driving", clip, "--output", out, "--smooth", 2,
+              *model_args(tiny_files))
+    assert bad.returncode == 1 and "smoothing must be between 0" in bad.stderr

@@ -137,3 +137,21 @@ def test_bad_options(tiny_model, photo, tmp_path, colour_detector):
                          ({"best_frame": 9}, "past the end")]:
         with pytest.raises(InputError, match=message):
             run(tiny_model, photo, clip, tmp_path, colour_detector, **bad)
+
+
+def test_a_missing_output_folder_fails_first_and_leaves_nothing(tiny_model, photo, tmp_path, colour_detector):
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 3)
+    calls = []
+
+    class Counting(type(colour_detector)):
+        def detect(self, image):
+            calls.append(1)
+            return super().detect(image)
+
+    with pytest.raises(InputError, match="does not exist"):
+        animate_files(tiny_model, photo, clip, tmp_path / "out.mp4", overlay=tmp_path / "nope" / "kp.mp4",
+                      detector=Counting())
+    assert not calls  # no work done before the check
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]
+    with pytest.raises(InputError, match="not both"):
+        run(tiny_model, photo, clip, tmp_path, colour_detector, best_frame=1, find_best_frame=True)
