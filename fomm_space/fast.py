@@ -3,12 +3,17 @@
 :func:`optimize_for_inference` returns a copy of a network in which
 
 * every BatchNorm that follows a convolution is folded into it;
-* each up block (nearest x2, then conv 3x3) becomes one 3x3 convolution at the low
-  resolution with four outputs per channel, one per sub-pixel phase, then a pixel
+* each large up block (nearest x2, then conv 3x3) becomes one 3x3 convolution at the
+  low resolution with four outputs per channel, one per sub-pixel phase, then a pixel
   shuffle: no upsampled tensor is made;
-* on the CPU, large 3x3 convolutions use Winograd's F(4x4, 3x3) algorithm, which needs
-  2.25 multiplications per output where the direct method needs 9.
+* on the CPU, 3x3 convolutions pick their method by feature-map size: one matrix
+  product over unfolded patches for small maps (the hourglass's 2x2 to 8x8 levels,
+  where a direct convolution spends its time re-reading large weights), Winograd's
+  F(4x4, 3x3) for large maps with many channels (2.25 multiplications per output where
+  the direct method needs 9), oneDNN's direct convolution in between.
 
+Derived weights (phases, Winograd transforms) are made on first use at a size that
+needs them, so memory holds only what the model's resolution uses.
 The results equal the original networks' up to float rounding (relative 1e-5).
 The original modules, and so their state dicts, are left untouched.
 """
@@ -29,9 +34,11 @@ _G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 /
                    [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
 _AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                     [0, 1, -1, 8, -8, 1]], dtype=torch.float64)
-# Smallest feature map (pixels) and channel count for which Winograd beats oneDNN here.
-WINOGRAD_MIN_PIXELS = 32 * 32
+# Feature-map sizes (pixels) and channel counts where each CPU method wins here.
+GEMM_MAX_PIXELS = 8 * 8
+WINOGRAD_MIN_PIXELS = 16 * 16
 WINOGRAD_MIN_CHANNELS = 128
+PHASE_MIN_PIXELS = 32 * 32
 
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
@@ -46,52 +53,86 @@ def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-class WinogradConv2d(nn.Module):
-    """A 3x3, stride-1, padding-1 convolution, by Winograd F(4x4, 3x3) where it pays.
+def _derived(make):
+    """Run ``make()`` as ordinary tensor code even inside ``torch.inference_mode``, so
+    that what it builds can be kept and reused by later calls in any mode."""
+    with torch.inference_mode(False), torch.no_grad():
+        return make()
 
-    Input and output are (B, C, H, W) (channels-last memory preferred). Feature maps
-    smaller than :data:`WINOGRAD_MIN_PIXELS` take the direct path.
+
+class Conv3x3(nn.Module):
+    """A 3x3, stride-1, padding-1 convolution whose CPU method follows the input's size.
+
+    Input and output are (B, C, H, W) (channels-last memory preferred). With ``cpu``
+    false, or an input dtype other than the weights', it is ``F.conv2d``.
     """
 
-    def __init__(self, conv: nn.Conv2d):
+    def __init__(self, conv: nn.Conv2d, cpu: bool):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) \
                 or conv.groups != 1 or conv.dilation != (1, 1):
-            raise ValueError("WinogradConv2d needs a plain 3x3 convolution with padding 1.")
+            raise ValueError("Conv3x3 needs a plain 3x3 convolution with padding 1.")
         weight = conv.weight.detach()
         self.register_buffer("weight", weight.clone())
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(weight.shape[0])
+        bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
         self.register_buffer("bias", bias.clone())
-        u = torch.einsum("ai,ocij,bj->abco", _G, weight.double(), _G)  # (6, 6, Cin, Cout)
-        self.register_buffer("u", u.reshape(36, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous())
-        self.register_buffer("kin", torch.kron(_BT, _BT).to(weight.dtype))     # (36, 36)
-        self.register_buffer("kout", torch.kron(_AT, _AT).to(weight.dtype))    # (16, 36)
+        self.cpu = cpu
+        self.winograd = min(weight.shape[:2]) >= WINOGRAD_MIN_CHANNELS
+        self._u: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        if h * w < WINOGRAD_MIN_PIXELS or x.dtype != self.u.dtype:
+        h, w = x.shape[2:]
+        if not self.cpu or x.dtype != self.weight.dtype:
             return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), padding=1)
+        if h * w <= GEMM_MAX_PIXELS:
+            return self._gemm(x)
+        if self.winograd and h * w >= WINOGRAD_MIN_PIXELS:
+            return self._winograd(x)
+        return F.conv2d(x, self.weight, self.bias, padding=1)
+
+    def _gemm(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
+        cols = torch.cat([xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], dim=3)
+        # (O, ky, kx, C): a view of channels-last weights
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
+        out = torch.matmul(cols, weight.t()) + self.bias               # (B, H, W, O)
+        return out.permute(0, 3, 1, 2)                                  # channels-last memory
+
+    def _winograd_weights(self) -> torch.Tensor:
+        if self._u is None or self._u.device != self.weight.device:
+            def make():
+                weight = self.weight
+                g = _G.to(weight.device)
+                u = torch.einsum("ai,ocij,bj->abco", g, weight.double(), g)  # (6, 6, Cin, Cout)
+                return u.reshape(36, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+            self._u = _derived(make)
+        return self._u
+
+    def _winograd(self, x: torch.Tensor) -> torch.Tensor:
+        u = self._winograd_weights()
+        kin = torch.kron(_BT, _BT).to(x)     # (36, 36)
+        kout = torch.kron(_AT, _AT).to(x)    # (16, 36)
+        b, c, h, w = x.shape
         nh, nw = -(-h // 4), -(-w // 4)
-        o = self.u.shape[2]
+        o = u.shape[2]
         # Zero padding: 1 for the convolution, more at the bottom/right to whole tiles.
         xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 4 * nw - w + 1, 1, 4 * nh - h + 1))
         tiles = nh * nw
-        outs = []
+        out = x.new_empty(b, h, w, o)
         for i in range(b):  # one image at a time keeps the transformed tiles in cache
             patches = xp[i].unfold(0, 6, 4).unfold(1, 6, 4).reshape(tiles * c, 36)
-            v = torch.matmul(self.kin, patches.t()).view(36, tiles, c)
-            m = torch.bmm(v, self.u).view(36, tiles * o)
-            y = torch.matmul(self.kout, m).view(4, 4, nh, nw, o)
-            outs.append(y.permute(2, 0, 3, 1, 4).reshape(4 * nh, 4 * nw, o)[:h, :w])
-        out = torch.stack(outs) + self.bias
+            v = torch.matmul(kin, patches.t()).view(36, tiles, c)
+            m = torch.bmm(v, u).view(36, tiles * o)
+            y = torch.matmul(kout, m).view(4, 4, nh, nw, o).permute(2, 0, 3, 1, 4).reshape(4 * nh, 4 * nw, o)
+            torch.add(y[:h, :w], self.bias, out=out[i])
         return out.permute(0, 3, 1, 2)
 
 
-def _conv3x3(conv: nn.Conv2d, winograd: bool) -> nn.Module:
-    big = min(conv.in_channels, conv.out_channels) >= WINOGRAD_MIN_CHANNELS
+def _conv3x3(conv: nn.Conv2d, cpu: bool) -> nn.Module:
     plain = conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1) \
         and conv.groups == 1 and conv.dilation == (1, 1)
-    return WinogradConv2d(conv) if winograd and big and plain else conv
+    return Conv3x3(conv, cpu) if cpu and plain else conv
 
 
 class _ConvReLU(nn.Module):
@@ -107,70 +148,85 @@ class _ConvReLU(nn.Module):
         return F.avg_pool2d(out, 2) if self.pool else out
 
 
-class PhaseUpBlock(nn.Module):
-    """Nearest x2 upsample -> conv 3x3 -> BN -> ReLU, computed at the low resolution.
+class FastUpBlock(nn.Module):
+    """Nearest x2 upsample -> conv 3x3 -> BN -> ReLU.
 
-    Output row ``2i + a`` of the upsampled convolution sees low-resolution rows
+    Inputs of :data:`PHASE_MIN_PIXELS` or more are computed at the low resolution:
+    output row ``2i + a`` of the upsampled convolution sees low-resolution rows
     ``i - 1, i`` (a = 0) or ``i, i + 1`` (a = 1) with the 3x3 kernel's rows summed in
-    pairs; the four (row, column) phases become four output channels per feature.
+    pairs; the four (row, column) phases become four output channels per feature of one
+    3x3 convolution, then a pixel shuffle. Smaller inputs are upsampled, as the
+    original block does: there the phase weights (four times the block's) don't pay.
     """
 
     _ROWS = (torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0]], dtype=torch.float64),
              torch.tensor([[0.0, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.float64))
 
-    def __init__(self, block: UpBlock2d, winograd: bool):
+    def __init__(self, block: UpBlock2d, cpu: bool):
         super().__init__()
-        conv = fold_batchnorm(block.conv, block.norm)
-        w = conv.weight.detach().double()                       # (O, C, 3, 3)
-        phases = torch.stack([torch.stack([torch.einsum("ij,ocjk,lk->ocil", ra, w, rb)
-                                           for rb in self._ROWS]) for ra in self._ROWS])  # (2, 2, O, C, 3, 3)
-        o, c = w.shape[:2]
-        phase_conv = nn.Conv2d(c, 4 * o, 3, padding=1)
-        with torch.no_grad():
-            phase_conv.weight.copy_(phases.permute(2, 0, 1, 3, 4, 5).reshape(4 * o, c, 3, 3))
-            phase_conv.bias.copy_(conv.bias.detach().repeat_interleave(4))
-        self.conv = _conv3x3(phase_conv.to(conv.weight.dtype), winograd)
+        self.conv = _conv3x3(fold_batchnorm(block.conv, block.norm), cpu)
+        self.cpu = cpu
+        self._phase: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.pixel_shuffle(self.conv(x), 2))
+        if x.shape[2] * x.shape[3] < PHASE_MIN_PIXELS:
+            return F.relu(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        return F.relu(F.pixel_shuffle(self._phase_conv()(x), 2))
+
+    def _phase_conv(self) -> nn.Module:
+        weight = self.conv.weight
+        if self._phase is None or self._phase.weight.device != weight.device:
+            self._phase = _derived(lambda: self._make_phase_conv(weight.detach(), self.conv.bias.detach()))
+        return self._phase
+
+    def _make_phase_conv(self, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
+        w = weight.double()                                      # (O, C, 3, 3)
+        rows = [r.to(w.device) for r in self._ROWS]
+        phases = torch.stack([torch.stack([torch.einsum("ij,ocjk,lk->ocil", ra, w, rb)
+                                           for rb in rows]) for ra in rows])  # (2, 2, O, C, 3, 3)
+        o, c = w.shape[:2]
+        conv = nn.Conv2d(c, 4 * o, 3, padding=1, device=w.device, dtype=weight.dtype)
+        conv.weight.copy_(phases.permute(2, 0, 1, 3, 4, 5).reshape(4 * o, c, 3, 3))
+        conv.bias.copy_(bias.repeat_interleave(4))
+        conv.requires_grad_(False)
+        return _conv3x3(conv, self.cpu).to(memory_format=torch.channels_last)
 
 
 class _FoldedResBlock(nn.Module):
     """ResBlock2d with norm2 folded into conv1."""
 
-    def __init__(self, block: ResBlock2d, winograd: bool):
+    def __init__(self, block: ResBlock2d, cpu: bool):
         super().__init__()
         self.norm1 = block.norm1
-        self.conv1 = _conv3x3(fold_batchnorm(block.conv1, block.norm2), winograd)
-        self.conv2 = _conv3x3(block.conv2, winograd)
+        self.conv1 = _conv3x3(fold_batchnorm(block.conv1, block.norm2), cpu)
+        self.conv2 = _conv3x3(block.conv2, cpu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.norm1(x)))
         return self.conv2(F.relu(out)) + x
 
 
-def _rewrite(module: nn.Module, winograd: bool) -> None:
+def _rewrite(module: nn.Module, cpu: bool) -> None:
     for name, child in module.named_children():
         if isinstance(child, UpBlock2d):
-            setattr(module, name, PhaseUpBlock(child, winograd))
+            setattr(module, name, FastUpBlock(child, cpu))
         elif isinstance(child, (DownBlock2d, SameBlock2d)):
-            conv = fold_batchnorm(child.conv, child.norm)
-            conv = _conv3x3(conv, winograd) if conv.kernel_size == (3, 3) else conv
+            conv = _conv3x3(fold_batchnorm(child.conv, child.norm), cpu)
             setattr(module, name, _ConvReLU(conv, pool=isinstance(child, DownBlock2d)))
         elif isinstance(child, ResBlock2d):
-            setattr(module, name, _FoldedResBlock(child, winograd))
+            setattr(module, name, _FoldedResBlock(child, cpu))
         else:
-            _rewrite(child, winograd)
+            _rewrite(child, cpu)
 
 
-def optimize_for_inference(module: nn.Module, *, winograd: bool) -> nn.Module:
+def optimize_for_inference(module: nn.Module, *, cpu: bool) -> nn.Module:
     """A faster copy of an eval-mode FOMM network (see the module docstring).
 
-    ``winograd`` should be true on the CPU; GPUs' convolution libraries choose their
-    own fast algorithms.
+    ``cpu`` picks the CPU convolution methods; GPUs' convolution libraries choose
+    their own fast algorithms.
     """
     fast = copy.deepcopy(module).eval()
-    _rewrite(fast, winograd)
+    _rewrite(fast, cpu)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast.to(memory_format=torch.channels_last)

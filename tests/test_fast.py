@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fomm_space.fast import PhaseUpBlock, WinogradConv2d, fold_batchnorm, optimize_for_inference
+from fomm_space.fast import Conv3x3, FastUpBlock, fold_batchnorm, optimize_for_inference
 from fomm_space.networks.blocks import DownBlock2d, ResBlock2d, UpBlock2d
 
 
@@ -18,26 +18,41 @@ def randomise_bn(module):
     return module.eval()
 
 
-@pytest.mark.parametrize("size", [(32, 32), (33, 46), (8, 8)])
-def test_winograd_equals_direct_convolution(size):
+@pytest.mark.parametrize("size", [(32, 32), (33, 46), (8, 8), (2, 2), (5, 3)])
+def test_every_conv3x3_method_equals_direct_convolution(size):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(128, 160, 3, padding=1)
     x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
+    fast = Conv3x3(conv, cpu=True)
     with torch.no_grad():
         ref = conv(x)
-        out = WinogradConv2d(conv)(x)
-    assert out.shape == ref.shape
-    assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
+        for out in (fast(x), fast._winograd(x), fast._gemm(x)):
+            assert out.shape == ref.shape
+            assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
-def test_phase_up_block_equals_upsample_then_conv():
+def test_winograd_weights_made_once_and_only_when_needed():
+    conv = Conv3x3(torch.nn.Conv2d(128, 128, 3, padding=1), cpu=True)
+    with torch.inference_mode():
+        conv(torch.randn(1, 128, 8, 8))
+        assert conv._u is None
+        conv(torch.randn(1, 128, 32, 32))
+        u = conv._u
+        conv(torch.randn(1, 128, 40, 32))
+    assert conv._u is u and not u.is_inference()
+    with torch.no_grad():  # what inference mode made is usable outside it
+        conv(torch.randn(1, 128, 32, 32))
+
+
+@pytest.mark.parametrize("size", [(20, 24), (32, 40), (4, 4)])
+def test_up_block_equals_upsample_then_conv(size):
     torch.manual_seed(0)
     block = randomise_bn(UpBlock2d(128, 64))
-    x = torch.randn(2, 128, 20, 24)
+    x = torch.randn(2, 128, *size)
     with torch.no_grad():
         ref = block(x)
-        for winograd in (False, True):
-            out = PhaseUpBlock(block, winograd)(x.contiguous(memory_format=torch.channels_last))
+        for cpu in (False, True):
+            out = FastUpBlock(block, cpu)(x.contiguous(memory_format=torch.channels_last))
             torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 
@@ -48,7 +63,7 @@ def test_folded_blocks_equal_originals():
         x = torch.randn(2, block.conv.in_channels if hasattr(block, "conv") else 32, 16, 16)
         holder = torch.nn.Sequential(block)
         with torch.no_grad():
-            torch.testing.assert_close(optimize_for_inference(holder, winograd=True)(x), block(x),
+            torch.testing.assert_close(optimize_for_inference(holder, cpu=True)(x), block(x),
                                        atol=1e-5, rtol=1e-5)
 
 
@@ -60,3 +75,15 @@ def test_fold_batchnorm_leaves_original_untouched():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), norm(conv(x)), atol=1e-5, rtol=1e-5)
     assert torch.equal(conv.weight, before)
+
+
+def test_rewrite_keeps_the_networks_device():
+    """Networks already moved to an accelerator stay there (``meta`` stands in for one:
+    mixing it with CPU tensors fails as CUDA does)."""
+    from fomm_space.config import CONFIG_DIR, ModelConfig
+
+    kp_detector, generator = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml").build()
+    for network in (kp_detector, generator):
+        fast = optimize_for_inference(network.to("meta").eval(), cpu=True)
+        devices = {t.device.type for t in [*fast.parameters(), *fast.buffers()]}
+        assert devices == {"meta"}
