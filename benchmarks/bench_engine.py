@@ -1,7 +1,8 @@
 """Frames per second of FOMM at vox-256 with random weights.
 
-Compares the authors' way (one frame at a time, the full generator every frame, fp32)
-with the engine at each precision, and reports the engine's PSNR against fp32.
+Compares the authors' way (one frame at a time, the full generator every frame, fp32,
+PyTorch's default settings: on a GPU that computes convolutions in TF32) with the engine
+at each precision, and reports PSNR against the engine's exact fp32 output.
 
     python benchmarks/bench_engine.py [--frames 24] [--device cpu] [--precisions auto fp32 bf16]
 """
@@ -21,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
-from fomm_space.model import FommModel  # noqa: E402
+from fomm_space.model import DEFAULT_BATCH, FommModel  # noqa: E402
 from fomm_space.motion import transfer_motion  # noqa: E402
 
 
@@ -106,21 +107,34 @@ def main() -> None:
     print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, frames {args.frames}, config {Path(args.config).name}")
     reference_loop(kp_detector, generator, dev, source, driving[:2])  # warm-up
-    ref, t_ref = timed(lambda: reference_loop(kp_detector, generator, dev, source, driving), sync)
+    authors, t_ref = timed(lambda: reference_loop(kp_detector, generator, dev, source, driving), sync)
     fps_ref = args.frames / t_ref
-    print(f"{'frame-by-frame fp32 (authors)':34s} {fps_ref:8.2f} frames/s   1.00x")
-    for precision in args.precisions:
+    results = {}
+    for precision in dict.fromkeys(["fp32", *args.precisions]):  # fp32 first: the PSNR reference
         try:
             model = FommModel(kp_detector, generator, config, device=dev, precision=precision)
         except Exception as e:  # noqa: BLE001 - a precision the device lacks is reported, not fatal
-            print(f"{'engine ' + precision:34s} skipped: {e}")
+            results[precision] = f"skipped: {e}"
             continue
-        model.animate(source, driving[:2], batch_size=args.batch_size)  # warm-up
+        batch = args.batch_size or DEFAULT_BATCH.get(dev.type, 4)
+        model.animate(source, driving[:batch], batch_size=args.batch_size)  # warm-up, at the batch's shapes
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         out, t = timed(lambda: model.animate(source, driving, batch_size=args.batch_size), sync)
-        fps = args.frames / t
-        print(f"{'engine ' + precision + ' (' + model.precision + ')':34s} {fps:8.2f} frames/s  "
-              f"{fps / fps_ref:5.2f}x   PSNR vs fp32 {psnr(out, ref):6.1f} dB")
-
+        peak = f"   peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB" if dev.type == "cuda" else ""
+        results[precision] = (model.precision, out, args.frames / t, peak)
+        del model
+    reference = results["fp32"][1]
+    print(f"{'frame-by-frame fp32 (authors)':34s} {fps_ref:8.2f} frames/s   1.00x   "
+          f"PSNR vs engine fp32 {psnr(authors, reference):6.1f} dB")
+    for precision in args.precisions:
+        result = results[precision]
+        if isinstance(result, str):
+            print(f"{'engine ' + precision:34s} {result}")
+            continue
+        actual, out, fps, peak = result
+        print(f"{'engine ' + precision + ' (' + actual + ')':34s} {fps:8.2f} frames/s  "
+              f"{fps / fps_ref:5.2f}x   PSNR vs engine fp32 {psnr(out, reference):6.1f} dB{peak}")
 
 if __name__ == "__main__":
     main()

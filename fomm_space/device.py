@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -63,3 +66,34 @@ def select_dtype(precision: str, device: torch.device) -> torch.dtype:
     if dtype == torch.float16 and device.type == "cpu":
         raise InputError("fp16 is not supported on the CPU; use --precision fp32 or bf16.")
     return dtype
+
+
+_cuda_lock = threading.Lock()
+_cuda_users = 0
+_cuda_saved: tuple[bool, bool, bool] | None = None
+
+
+@contextmanager
+def cuda_kernels(device: torch.device) -> Iterator[None]:
+    """Within: fp32 on CUDA is computed as fp32 (TF32 off, else convolutions drift by
+    ~1e-3) and cuDNN picks its fastest algorithms. The process's settings are put back
+    when the last concurrent user leaves. Does nothing off CUDA."""
+    global _cuda_users, _cuda_saved
+    if device.type != "cuda":
+        yield
+        return
+    with _cuda_lock:
+        if _cuda_users == 0:
+            _cuda_saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                           torch.backends.cudnn.benchmark)
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.benchmark = True
+        _cuda_users += 1
+    try:
+        yield
+    finally:
+        with _cuda_lock:
+            _cuda_users -= 1
+            if _cuda_users == 0 and _cuda_saved is not None:
+                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                 torch.backends.cudnn.benchmark) = _cuda_saved

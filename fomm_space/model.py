@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_state, read_checkpoint
 from .config import ModelConfig
-from .device import select_device, select_dtype
+from .device import cuda_kernels, select_device, select_dtype
 from .errors import InputError
 from .fast import optimize_for_inference
 from .frames import as_float_rgb
@@ -77,13 +77,17 @@ class FommModel:
             raise InputError(f"{config.source}: a generator without dense_motion_params can't animate.")
         kp_detector, generator = kp_detector.eval(), generator.eval()
         if optimize:
-            winograd = self.device.type == "cpu"
-            kp_detector = optimize_for_inference(kp_detector, winograd=winograd)
-            generator = optimize_for_inference(generator, winograd=winograd)
+            cpu = self.device.type == "cpu"
+            kp_detector = optimize_for_inference(kp_detector, cpu=cpu)
+            generator = optimize_for_inference(generator, cpu=cpu)
         self.kp_detector = kp_detector.to(self.device)
         self.generator = generator.to(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        if self.dtype != torch.float32 and self.device.type != "cpu":
+            # Convolution weights stored at the compute precision: autocast would
+            # otherwise cast every one of them again on every call.
+            for module in self.generator.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.to(self.dtype)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -114,21 +118,23 @@ class FommModel:
 
         Runs in float32 at every precision: keypoints steer every pixel downstream.
         """
-        return self.kp_detector(self._to_tensor(frames, "driving frame"))
+        with cuda_kernels(self.device):
+            return self.kp_detector(self._to_tensor(frames, "driving frame"))
 
     @torch.inference_mode()
     def prepare_source(self, source: np.ndarray) -> PreparedSource:
         """Everything that depends on the source image alone (H x W x 3, see ``animate``)."""
         image = self._to_tensor([source], "source image")
-        keypoints = self.kp_detector(image)
         dense = self.generator.dense_motion_network
-        with self._autocast():
-            features = self.generator.encode(image)
+        with cuda_kernels(self.device):
+            keypoints = self.kp_detector(image)
+            with self._autocast():
+                features = self.generator.encode(image)
         return PreparedSource(image, keypoints, features, dense.downsample(image))
 
     @torch.inference_mode()
     def _generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
-        with self._autocast():
+        with cuda_kernels(self.device), self._autocast():
             motion = self.generator.dense_motion_network(source.motion_image, kp_driving, source.keypoints,
                                                          downsampled=True)
             return self.generator.decode(source.features, motion)

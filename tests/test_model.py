@@ -1,5 +1,7 @@
 """The engine (load_model / animate / stream) against the authors' recorded outputs."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -12,14 +14,19 @@ from fomm_space.model import FommModel
 from tests.conftest import PARITY, PARITY_CASES
 
 MODES = [(r, a) for r in (0, 1) for a in (0, 1)]
+# FOMM_TEST_DEVICE=cuda runs the engine's parity tests on a GPU (fp32 there too).
+DEVICE = os.environ.get("FOMM_TEST_DEVICE", "cpu")
+
+
+def load_case(name: str, precision: str = "fp32") -> FommModel:
+    folder = PARITY / name
+    return fomm_space.load_model(config=folder / "config.yaml", checkpoint=folder / "checkpoint.pth.tar",
+                                 device=DEVICE, precision=precision, align_corners=PARITY_CASES[name])
 
 
 @pytest.fixture(scope="module", params=list(PARITY_CASES))
 def case(request):
-    folder = PARITY / request.param
-    model = fomm_space.load_model(config=folder / "config.yaml", checkpoint=folder / "checkpoint.pth.tar",
-                                  device="cpu", precision="fp32", align_corners=PARITY_CASES[request.param])
-    return model, np.load(folder / "expected.npz")
+    return load_case(request.param), np.load(PARITY / request.param / "expected.npz")
 
 
 @pytest.mark.parametrize("rel, adapt", MODES)
@@ -149,3 +156,14 @@ def test_out_of_memory_is_retried_with_smaller_batches(tiny_model, monkeypatch):
     got = tiny_model.animate(source, driving, batch_size=8)
     assert sizes[:3] == [8, 4, 2] and max(sizes[3:]) <= 2
     assert np.allclose(got, expected, atol=1e-5)
+
+
+
+@pytest.mark.parametrize("name", list(PARITY_CASES))
+@pytest.mark.parametrize("precision", ["fp16" if DEVICE.startswith("cuda") else "bf16", "auto"])
+def test_reduced_precision_stays_close_to_the_authors(name, precision):
+    """Half precision (the default on a GPU) keeps the picture: PSNR >= 40 dB."""
+    expected = np.load(PARITY / name / "expected.npz")
+    out = load_case(name, precision).animate(expected["source"], expected["driving"])
+    mse = float(np.mean((out.astype(np.float64) - expected["prediction_rel1_adapt1"]) ** 2))
+    assert 10 * np.log10(1 / max(mse, 1e-12)) >= 40
