@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--paste-back", action=argparse.BooleanOptionalAction, default=DEFAULTS.paste_back,
                         help="put the animated face back into the whole photo: the video has the photo's size "
                              "(default on where the photo is larger than the model's frames)")
-    output.add_argument("--upscale", choices=UPSCALERS, default=DEFAULTS.upscale,
-                        help="how the face is enlarged for paste-back (default lanczos: sharp)")
+    output.add_argument("--upscale", choices=UPSCALERS, default=None,
+                        help=f"how the face is enlarged for paste-back (default {DEFAULTS.upscale}: sharp)")
     output.add_argument("--smooth", type=float, default=DEFAULTS.smoothing, metavar="S",
                         help="steady the driving keypoints: 0 = off (default, the authors' behaviour) to 1")
     motion.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
@@ -97,10 +97,14 @@ def _animate(args: argparse.Namespace) -> int:
     from .model import load_model
     from .pipeline import animate_files
 
+    if args.upscale is not None and not args.paste_back:
+        return _fail("--upscale only applies when the face is pasted back into the photo; "
+                     "drop --upscale or --no-paste-back.", 2)
     options = AnimationOptions(relative=args.relative, adapt_scale=args.adapt_scale, best_frame=args.best_frame,
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
                                max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
-                               paste_back=args.paste_back, upscale=args.upscale, smoothing=args.smooth)
+                               paste_back=args.paste_back, upscale=args.upscale or DEFAULTS.upscale,
+                               smoothing=args.smooth)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,

@@ -43,6 +43,7 @@ def test_animate_writes_video_and_overlay(tiny_files, media, tmp_path):
     ("photo-as-video", "is a still image, not a video"),
     ("bad-best-frame", "past the end"),
     ("unknown-model", "invalid choice"),
+    ("upscale-without-paste-back", "--upscale only applies when the face is pasted back"),
 ])
 def test_bad_inputs_give_one_line_and_no_output(tiny_files, face_weights, media, tmp_path, case, message):
     photo, clip = media
@@ -52,7 +53,9 @@ def test_bad_inputs_give_one_line_and_no_output(tiny_files, face_weights, media,
             "text-as-photo": ["--source", fake, "--driving", clip],
             "photo-as-video": ["--source", photo, "--driving", photo],
             "bad-best-frame": ["--source", photo, "--driving", clip, "--best-frame", 50],
-            "unknown-model": ["--source", photo, "--driving", clip, "--model", "nope"]}[case]
+            "unknown-model": ["--source", photo, "--driving", clip, "--model", "nope"],
+            "upscale-without-paste-back": ["--source", photo, "--driving", clip, "--no-paste-back",
+                                           "--upscale", "bilinear"]}[case]
     out = tmp_path / "out.mp4"
     extra = [] if case == "unknown-model" else model_args(tiny_files)
     result = run("animate", *args, "--output", out, *extra)
