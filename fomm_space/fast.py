@@ -144,7 +144,7 @@ class _ConvReLU(nn.Module):
         self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.conv(x))
+        out = self.conv(x).relu_()
         return F.avg_pool2d(out, 2) if self.pool else out
 
 
@@ -170,8 +170,8 @@ class FastUpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] * x.shape[3] < PHASE_MIN_PIXELS:
-            return F.relu(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
-        return F.relu(F.pixel_shuffle(self._phase_conv()(x), 2))
+            return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")).relu_()
+        return F.pixel_shuffle(self._phase_conv()(x), 2).relu_()
 
     def _phase_conv(self) -> nn.Module:
         weight = self.conv.weight
@@ -202,8 +202,8 @@ class _FoldedResBlock(nn.Module):
         self.conv2 = _conv3x3(block.conv2, cpu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.norm1(x)))
-        return self.conv2(F.relu(out)) + x
+        out = self.conv1(self.norm1(x).relu_())
+        return self.conv2(out.relu_()).add_(x)
 
 
 def _rewrite(module: nn.Module, cpu: bool) -> None:
