@@ -70,24 +70,22 @@ def select_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 _cuda_lock = threading.Lock()
 _cuda_users = 0
-_cuda_saved: tuple[bool, bool, bool] | None = None
+_cuda_saved: tuple[bool, bool] | None = None
 
 
 @contextmanager
-def cuda_kernels(device: torch.device) -> Iterator[None]:
-    """Within: fp32 on CUDA is computed as fp32 (TF32 off, else convolutions drift by
-    ~1e-3) and cuDNN picks its fastest algorithms. The process's settings are put back
-    when the last concurrent user leaves. Does nothing off CUDA."""
+def exact_fp32(device: torch.device) -> Iterator[None]:
+    """Within: fp32 on CUDA is computed as fp32 (PyTorch's default TF32 convolutions
+    drift by ~1e-3). The process's settings are put back when the last concurrent user
+    leaves. Does nothing off CUDA."""
     global _cuda_users, _cuda_saved
     if device.type != "cuda":
         yield
         return
     with _cuda_lock:
         if _cuda_users == 0:
-            _cuda_saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-                           torch.backends.cudnn.benchmark)
+            _cuda_saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.benchmark = True
         _cuda_users += 1
     try:
         yield
@@ -95,5 +93,4 @@ def cuda_kernels(device: torch.device) -> Iterator[None]:
         with _cuda_lock:
             _cuda_users -= 1
             if _cuda_users == 0 and _cuda_saved is not None:
-                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-                 torch.backends.cudnn.benchmark) = _cuda_saved
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _cuda_saved

@@ -21,6 +21,7 @@ The original modules, and so their state dicts, are left untouched.
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -60,14 +61,21 @@ def _derived(make):
         return make()
 
 
-class Conv3x3(nn.Module):
-    """A 3x3, stride-1, padding-1 convolution whose CPU method follows the input's size.
+@lru_cache(maxsize=8)
+def _winograd_transforms(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input (36, 36) and output (16, 36) tile transforms of F(4x4, 3x3)."""
+    return torch.kron(_BT, _BT).to(device, dtype), torch.kron(_AT, _AT).to(device, dtype)
 
-    Input and output are (B, C, H, W) (channels-last memory preferred). With ``cpu``
-    false, or an input dtype other than the weights', it is ``F.conv2d``.
+
+class Conv3x3(nn.Module):
+    """A 3x3, stride-1, padding-1 convolution on the CPU, by the method that is
+    fastest for the input's size (see the module docstring).
+
+    Input and output are (B, C, H, W) (channels-last memory preferred). An input dtype
+    other than the weights' (autocast) takes ``F.conv2d``.
     """
 
-    def __init__(self, conv: nn.Conv2d, cpu: bool):
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) \
                 or conv.groups != 1 or conv.dilation != (1, 1):
@@ -76,13 +84,12 @@ class Conv3x3(nn.Module):
         self.register_buffer("weight", weight.clone())
         bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
         self.register_buffer("bias", bias.clone())
-        self.cpu = cpu
         self.winograd = min(weight.shape[:2]) >= WINOGRAD_MIN_CHANNELS
         self._u: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2:]
-        if not self.cpu or x.dtype != self.weight.dtype:
+        if x.dtype != self.weight.dtype:
             return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), padding=1)
         if h * w <= GEMM_MAX_PIXELS:
             return self._gemm(x)
@@ -111,8 +118,7 @@ class Conv3x3(nn.Module):
 
     def _winograd(self, x: torch.Tensor) -> torch.Tensor:
         u = self._winograd_weights()
-        kin = torch.kron(_BT, _BT).to(x)     # (36, 36)
-        kout = torch.kron(_AT, _AT).to(x)    # (16, 36)
+        kin, kout = _winograd_transforms(x.dtype, x.device)
         b, c, h, w = x.shape
         nh, nw = -(-h // 4), -(-w // 4)
         o = u.shape[2]
@@ -132,7 +138,7 @@ class Conv3x3(nn.Module):
 def _conv3x3(conv: nn.Conv2d, cpu: bool) -> nn.Module:
     plain = conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1) \
         and conv.groups == 1 and conv.dilation == (1, 1)
-    return Conv3x3(conv, cpu) if cpu and plain else conv
+    return Conv3x3(conv) if cpu and plain else conv
 
 
 class _ConvReLU(nn.Module):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_state, read_checkpoint
 from .config import ModelConfig
-from .device import cuda_kernels, select_device, select_dtype
+from .device import exact_fp32, select_device, select_dtype
 from .errors import InputError
 from .fast import optimize_for_inference
 from .frames import as_float_rgb
@@ -118,7 +118,7 @@ class FommModel:
 
         Runs in float32 at every precision: keypoints steer every pixel downstream.
         """
-        with cuda_kernels(self.device):
+        with exact_fp32(self.device):
             return self.kp_detector(self._to_tensor(frames, "driving frame"))
 
     @torch.inference_mode()
@@ -126,7 +126,7 @@ class FommModel:
         """Everything that depends on the source image alone (H x W x 3, see ``animate``)."""
         image = self._to_tensor([source], "source image")
         dense = self.generator.dense_motion_network
-        with cuda_kernels(self.device):
+        with exact_fp32(self.device):
             keypoints = self.kp_detector(image)
             with self._autocast():
                 features = self.generator.encode(image)
@@ -134,7 +134,7 @@ class FommModel:
 
     @torch.inference_mode()
     def _generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
-        with cuda_kernels(self.device), self._autocast():
+        with exact_fp32(self.device), self._autocast():
             motion = self.generator.dense_motion_network(source.motion_image, kp_driving, source.keypoints,
                                                          downsampled=True)
             return self.generator.decode(source.features, motion)

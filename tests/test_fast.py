@@ -23,7 +23,7 @@ def test_every_conv3x3_method_equals_direct_convolution(size):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(128, 160, 3, padding=1)
     x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
-    fast = Conv3x3(conv, cpu=True)
+    fast = Conv3x3(conv)
     with torch.no_grad():
         ref = conv(x)
         for out in (fast(x), fast._winograd(x), fast._gemm(x)):
@@ -32,7 +32,7 @@ def test_every_conv3x3_method_equals_direct_convolution(size):
 
 
 def test_winograd_weights_made_once_and_only_when_needed():
-    conv = Conv3x3(torch.nn.Conv2d(128, 128, 3, padding=1), cpu=True)
+    conv = Conv3x3(torch.nn.Conv2d(128, 128, 3, padding=1))
     with torch.inference_mode():
         conv(torch.randn(1, 128, 8, 8))
         assert conv._u is None
@@ -76,14 +76,3 @@ def test_fold_batchnorm_leaves_original_untouched():
         torch.testing.assert_close(fused(x), norm(conv(x)), atol=1e-5, rtol=1e-5)
     assert torch.equal(conv.weight, before)
 
-
-def test_rewrite_keeps_the_networks_device():
-    """Networks already moved to an accelerator stay there (``meta`` stands in for one:
-    mixing it with CPU tensors fails as CUDA does)."""
-    from fomm_space.config import CONFIG_DIR, ModelConfig
-
-    kp_detector, generator = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml").build()
-    for network in (kp_detector, generator):
-        fast = optimize_for_inference(network.to("meta").eval(), cpu=True)
-        devices = {t.device.type for t in [*fast.parameters(), *fast.buffers()]}
-        assert devices == {"meta"}
