@@ -5,12 +5,14 @@
 * every BatchNorm that follows a convolution is folded into it;
 * each large up block (nearest x2, then conv 3x3) becomes one 3x3 convolution at the
   low resolution with four outputs per channel, one per sub-pixel phase, then a pixel
-  shuffle: no upsampled tensor is made;
+  shuffle: no upsampled tensor is made (by Winograd, the shuffle is part of writing the
+  output);
 * on the CPU, 3x3 convolutions pick their method by feature-map size: one matrix
   product over unfolded patches for small maps (the hourglass's 2x2 to 8x8 levels,
   where a direct convolution spends its time re-reading large weights), Winograd's
   F(4x4, 3x3) for large maps with many channels (2.25 multiplications per output where
-  the direct method needs 9), oneDNN's direct convolution in between.
+  the direct method needs 9; a few rows of tiles at a time, so that the transformed
+  tiles stay in the cache), oneDNN's direct convolution in between.
 
 Derived weights (phases, Winograd transforms) are made on first use at a size that
 needs them, so memory holds only what the model's resolution uses.
@@ -40,6 +42,8 @@ GEMM_MAX_PIXELS = 8 * 8
 WINOGRAD_MIN_PIXELS = 16 * 16
 WINOGRAD_MIN_CHANNELS = 128
 PHASE_MIN_PIXELS = 32 * 32
+# Largest transformed-tile buffer (bytes) one Winograd step makes.
+WINOGRAD_CHUNK_BYTES = 12 * 2**20
 
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
@@ -93,7 +97,7 @@ class Conv3x3(nn.Module):
             return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), padding=1)
         if h * w <= GEMM_MAX_PIXELS:
             return self._gemm(x)
-        if self.winograd and h * w >= WINOGRAD_MIN_PIXELS:
+        if self._winograd_applies(x):
             return self._winograd(x)
         return F.conv2d(x, self.weight, self.bias, padding=1)
 
@@ -116,7 +120,16 @@ class Conv3x3(nn.Module):
             self._u = _derived(make)
         return self._u
 
-    def _winograd(self, x: torch.Tensor) -> torch.Tensor:
+    def _winograd_applies(self, x: torch.Tensor) -> bool:
+        return self.winograd and x.dtype == self.weight.dtype and x.shape[2] * x.shape[3] >= WINOGRAD_MIN_PIXELS
+
+    def shuffled(self, x: torch.Tensor) -> torch.Tensor:
+        """``F.pixel_shuffle(self(x), 2)``, without the intermediate where Winograd applies."""
+        if self._winograd_applies(x):
+            return self._winograd(x, shuffle=True)
+        return F.pixel_shuffle(self(x), 2)
+
+    def _winograd(self, x: torch.Tensor, shuffle: bool = False) -> torch.Tensor:
         u = self._winograd_weights()
         kin, kout = _winograd_transforms(x.dtype, x.device)
         b, c, h, w = x.shape
@@ -124,14 +137,32 @@ class Conv3x3(nn.Module):
         o = u.shape[2]
         # Zero padding: 1 for the convolution, more at the bottom/right to whole tiles.
         xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 4 * nw - w + 1, 1, 4 * nh - h + 1))
-        tiles = nh * nw
-        out = x.new_empty(b, h, w, o)
-        for i in range(b):  # one image at a time keeps the transformed tiles in cache
-            patches = xp[i].unfold(0, 6, 4).unfold(1, 6, 4).reshape(tiles * c, 36)
-            v = torch.matmul(kin, patches.t()).view(36, tiles, c)
-            m = torch.bmm(v, u).view(36, tiles * o)
-            y = torch.matmul(kout, m).view(4, 4, nh, nw, o).permute(2, 0, 3, 1, 4).reshape(4 * nh, 4 * nw, o)
-            torch.add(y[:h, :w], self.bias, out=out[i])
+        if shuffle:  # channel k*4 + 2i + j goes to high-res pixel (2y + i, 2x + j), feature k
+            out = x.new_empty(b, 2 * h, 2 * w, o // 4)
+            bias = self.bias.view(o // 4, 2, 2).permute(1, 2, 0).unsqueeze(1)  # (i, 1, j, k)
+        else:
+            out = x.new_empty(b, h, w, o)
+        # One image, and rows of tiles, at a time: the transformed tiles stay in the
+        # cache, and within the sizes the allocator recycles instead of mapping afresh.
+        row_bytes = 36 * nw * max(c, o) * x.element_size()
+        steps = -(-row_bytes * nh // WINOGRAD_CHUNK_BYTES)
+        rows = -(-nh // steps)
+        for i in range(b):
+            for r0 in range(0, nh, rows):
+                n = min(rows, nh - r0)
+                tiles = n * nw
+                patches = xp[i, 4 * r0:4 * (r0 + n) + 2].unfold(0, 6, 4).unfold(1, 6, 4).reshape(tiles * c, 36)
+                v = torch.matmul(kin, patches.t()).view(36, tiles, c)
+                m = torch.bmm(v, u).view(36, tiles * o)
+                y = torch.matmul(kout, m)
+                hh = min(h - 4 * r0, 4 * n)
+                if shuffle:
+                    y = y.view(4, 4, n, nw, o // 4, 2, 2).permute(2, 0, 5, 3, 1, 6, 4).reshape(8 * n, 8 * nw, o // 4)
+                    torch.add(y[:2 * hh, :2 * w].view(hh, 2, w, 2, o // 4), bias,
+                              out=out[i, 8 * r0:8 * r0 + 2 * hh].view(hh, 2, w, 2, o // 4))
+                else:
+                    y = y.view(4, 4, n, nw, o).permute(2, 0, 3, 1, 4).reshape(4 * n, 4 * nw, o)
+                    torch.add(y[:hh, :w], self.bias, out=out[i, 4 * r0:4 * r0 + hh])
         return out.permute(0, 3, 1, 2)
 
 
@@ -177,7 +208,9 @@ class FastUpBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] * x.shape[3] < PHASE_MIN_PIXELS:
             return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")).relu_()
-        return F.pixel_shuffle(self._phase_conv()(x), 2).relu_()
+        phase = self._phase_conv()
+        out = phase.shuffled(x) if isinstance(phase, Conv3x3) else F.pixel_shuffle(phase(x), 2)
+        return out.relu_()
 
     def _phase_conv(self) -> nn.Module:
         weight = self.conv.weight

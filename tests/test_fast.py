@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from fomm_space import fast
 from fomm_space.fast import Conv3x3, FastUpBlock, fold_batchnorm, optimize_for_inference
 from fomm_space.networks.blocks import DownBlock2d, ResBlock2d, UpBlock2d
 
@@ -31,6 +32,21 @@ def test_every_conv3x3_method_equals_direct_convolution(size):
             assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
+@pytest.mark.parametrize("size", [(32, 32), (21, 30)])
+@pytest.mark.parametrize("chunk_bytes", [fast.WINOGRAD_CHUNK_BYTES, 1])
+def test_winograd_in_steps_and_into_pixel_shuffle_equals_direct(size, chunk_bytes, monkeypatch):
+    monkeypatch.setattr(fast, "WINOGRAD_CHUNK_BYTES", chunk_bytes)  # 1: one row of tiles per step
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(128, 256, 3, padding=1)
+    x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
+    fast_conv = Conv3x3(conv)
+    with torch.no_grad():
+        ref = conv(x)
+        torch.testing.assert_close(fast_conv._winograd(x), ref, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast_conv.shuffled(x), torch.nn.functional.pixel_shuffle(ref, 2),
+                                   atol=1e-4, rtol=1e-4)
+
+
 def test_winograd_weights_made_once_and_only_when_needed():
     conv = Conv3x3(torch.nn.Conv2d(128, 128, 3, padding=1))
     with torch.inference_mode():
@@ -45,10 +61,11 @@ def test_winograd_weights_made_once_and_only_when_needed():
 
 
 @pytest.mark.parametrize("size", [(20, 24), (32, 40), (4, 4)])
-def test_up_block_equals_upsample_then_conv(size):
+@pytest.mark.parametrize("channels", [(128, 64), (32, 16)])  # phase conv by Winograd / by oneDNN
+def test_up_block_equals_upsample_then_conv(size, channels):
     torch.manual_seed(0)
-    block = randomise_bn(UpBlock2d(128, 64))
-    x = torch.randn(2, 128, *size)
+    block = randomise_bn(UpBlock2d(*channels))
+    x = torch.randn(2, channels[0], *size)
     with torch.no_grad():
         ref = block(x)
         for cpu in (False, True):
