@@ -185,7 +185,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             adapt_scale = gr.Checkbox(value=DEFAULTS.adapt_scale, label="Adapt movement scale")
             crop_faces = gr.Checkbox(value=DEFAULTS.crop, label="Crop faces")
             find_best_frame = gr.Checkbox(value=DEFAULTS.find_best_frame, label="Find best frame")
-            paste_back = gr.Checkbox(value=DEFAULTS.paste_back, label="Paste back into the photo")
+            paste_back = gr.Checkbox(value=DEFAULTS.paste_back, label="Paste back into the photo",
+                                     elem_id="paste-back")
         with gr.Accordion("Advanced", open=False):
             crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
                                    info="crop side / face box side; larger keeps more hair and shoulders")
@@ -193,7 +194,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                     info="longer driving videos are cut here")
             smoothing = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing, step=0.05, label="Keypoint smoothing",
                                   info="0 = off (as the authors); higher = steadier, less jitter")
-            upscale = gr.Radio(list(UPSCALERS), value=DEFAULTS.upscale, label="Face upscaling for paste-back")
+            upscale = gr.Radio(list(UPSCALERS), value=DEFAULTS.upscale, label="Face upscaling for paste-back",
+                               interactive=DEFAULTS.paste_back, elem_id="upscale")
             ai_mark = gr.Checkbox(value=DEFAULTS.ai_mark, label='Mark the video "AI-generated"')
         button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Row():
@@ -204,6 +206,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                   max_seconds, ai_mark, paste_back, smoothing, upscale]
         outputs = [result, overlay, status]
         button.click(animate, inputs, outputs, api_name="animate")
+        # Upscaling only applies to paste-back.
+        paste_back.change(lambda on: gr.Radio(interactive=on), paste_back, upscale, api_visibility="private")
         if (EXAMPLES / "face.png").exists():
             gr.Examples(
                 [[str(EXAMPLES / "face.png"), str(EXAMPLES / clip), True, True, False, False, default_model]

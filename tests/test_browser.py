@@ -54,3 +54,24 @@ def test_clicking_an_example_animates_it(app_url):
             assert page.locator("#source img").count() == 1  # the example photo was filled in
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
+def test_upscaling_choice_follows_paste_back(app_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url)
+            page.get_by_text("Advanced").click()
+            lanczos = page.locator("#upscale input[value=lanczos]")
+            lanczos.wait_for(timeout=30_000)
+            assert lanczos.is_enabled()
+            page.locator("#paste-back input[type=checkbox]").uncheck()
+            page.wait_for_function("() => document.querySelector('#upscale input[value=lanczos]').disabled",
+                                   timeout=10_000)
+            page.locator("#paste-back input[type=checkbox]").check()
+            page.wait_for_function("() => !document.querySelector('#upscale input[value=lanczos]').disabled",
+                                   timeout=10_000)
+        finally:
+            browser.close()
