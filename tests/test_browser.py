@@ -12,66 +12,59 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
-def test_upload_animate_and_see_the_result(app_url, tmp_path):
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture
+def page(app_url):
+    """A chromium page with the demo open."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(app_url)
-            page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
-            page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "talk.mp4"))
-            page.locator("#source img").wait_for(timeout=30_000)
-            page.locator("#driving video").wait_for(timeout=30_000)
-            page.locator("#animate").click()
-            page.wait_for_function(
-                "() => { const v = document.querySelector('#result video');"
-                " return v !== null && !!v.currentSrc; }", timeout=180_000)
-            page.wait_for_function(
-                "() => document.querySelector('#status textarea').value.includes('frames')", timeout=30_000)
-            status = page.locator("#status textarea").input_value()
-            assert "75 frames at 25 fps" in status
-            assert page.locator("#overlay video").count() == 1
-            shot = Path(os.environ.get("FOMM_SCREENSHOT") or tmp_path / "page.png")
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            yield page
         finally:
             browser.close()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
-def test_clicking_an_example_animates_it(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.goto(app_url)
-            page.get_by_text("Examples (drawn by this project").wait_for(timeout=30_000)
-            page.locator("table tbody tr").first.click()
-            page.wait_for_function(
-                "() => { const v = document.querySelector('#result video');"
-                " return v !== null && !!v.currentSrc; }", timeout=180_000)
-            assert page.locator("#source img").count() == 1  # the example photo was filled in
-        finally:
-            browser.close()
+def test_upload_animate_and_see_the_result(page, tmp_path):
+    page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
+    page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "talk.mp4"))
+    page.locator("#source img").wait_for(timeout=30_000)
+    page.locator("#driving video").wait_for(timeout=30_000)
+    page.locator("#animate").click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#result video');"
+        " return v !== null && !!v.currentSrc; }", timeout=180_000)
+    page.wait_for_function(
+        "() => document.querySelector('#status textarea').value.includes('frames')", timeout=30_000)
+    status = page.locator("#status textarea").input_value()
+    assert "75 frames at 25 fps" in status
+    assert page.locator("#overlay video").count() == 1
+    shot = Path(os.environ.get("FOMM_SCREENSHOT") or tmp_path / "page.png")
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
-def test_upscaling_choice_follows_paste_back(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.goto(app_url)
-            page.get_by_text("Advanced").click()
-            lanczos = page.locator("#upscale input[value=lanczos]")
-            lanczos.wait_for(timeout=30_000)
-            assert lanczos.is_enabled()
-            page.locator("#paste-back input[type=checkbox]").uncheck()
-            page.wait_for_function("() => document.querySelector('#upscale input[value=lanczos]').disabled",
-                                   timeout=10_000)
-            page.locator("#paste-back input[type=checkbox]").check()
-            page.wait_for_function("() => !document.querySelector('#upscale input[value=lanczos]').disabled",
-                                   timeout=10_000)
-        finally:
-            browser.close()
+def test_clicking_an_example_animates_it(page):
+    page.get_by_text("Examples (drawn by this project").wait_for(timeout=30_000)
+    page.locator("table tbody tr").first.click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#result video');"
+        " return v !== null && !!v.currentSrc; }", timeout=180_000)
+    assert page.locator("#source img").count() == 1  # the example photo was filled in
+
+
+def test_upscaling_choice_follows_paste_back(page):
+    page.get_by_text("Advanced").click()
+    lanczos = page.locator("#upscale input[value=lanczos]")
+    lanczos.wait_for(timeout=30_000)
+    assert lanczos.is_enabled()
+    page.locator("#paste-back input[type=checkbox]").uncheck()
+    page.wait_for_function("() => document.querySelector('#upscale input[value=lanczos]').disabled",
+                           timeout=10_000)
+    page.locator("#paste-back input[type=checkbox]").check()
+    page.wait_for_function("() => !document.querySelector('#upscale input[value=lanczos]').disabled",
+                           timeout=10_000)

@@ -19,15 +19,20 @@ def randomise_bn(module):
     return module.eval()
 
 
+def conv_case(out_channels, size):
+    """A 128-channel input of ``size``, a random 3x3 conv, its Conv3x3 and its output."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(128, out_channels, 3, padding=1)
+    x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        return Conv3x3(conv), x, conv(x)
+
+
 @pytest.mark.parametrize("size", [(32, 32), (33, 46), (8, 8), (2, 2), (5, 3)])
 def test_every_conv3x3_method_equals_direct_convolution(size):
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(128, 160, 3, padding=1)
-    x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
-    fast = Conv3x3(conv)
+    conv, x, ref = conv_case(160, size)
     with torch.no_grad():
-        ref = conv(x)
-        for out in (fast(x), fast._winograd(x), fast._gemm(x)):
+        for out in (conv(x), conv._winograd(x), conv._gemm(x)):
             assert out.shape == ref.shape
             assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
@@ -36,14 +41,10 @@ def test_every_conv3x3_method_equals_direct_convolution(size):
 @pytest.mark.parametrize("chunk_bytes", [fast.WINOGRAD_CHUNK_BYTES, 1])
 def test_winograd_in_steps_and_into_pixel_shuffle_equals_direct(size, chunk_bytes, monkeypatch):
     monkeypatch.setattr(fast, "WINOGRAD_CHUNK_BYTES", chunk_bytes)  # 1: one row of tiles per step
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(128, 256, 3, padding=1)
-    x = torch.randn(2, 128, *size).contiguous(memory_format=torch.channels_last)
-    fast_conv = Conv3x3(conv)
+    conv, x, ref = conv_case(256, size)
     with torch.no_grad():
-        ref = conv(x)
-        torch.testing.assert_close(fast_conv._winograd(x), ref, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(fast_conv.shuffled(x), torch.nn.functional.pixel_shuffle(ref, 2),
+        torch.testing.assert_close(conv._winograd(x), ref, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(conv.shuffled(x), torch.nn.functional.pixel_shuffle(ref, 2),
                                    atol=1e-4, rtol=1e-4)
 
 
