@@ -147,5 +147,6 @@ def main() -> None:
         print(f"{'engine ' + precision + ' (' + actual + ')':34s} {fps:8.2f} frames/s  "
               f"{fps / fps_ref:5.2f}x   PSNR vs engine fp32 {psnr(out, reference):6.1f} dB{peak}")
 
+
 if __name__ == "__main__":
     main()

@@ -158,7 +158,6 @@ def test_out_of_memory_is_retried_with_smaller_batches(tiny_model, monkeypatch):
     assert np.allclose(got, expected, atol=1e-5)
 
 
-
 @pytest.mark.parametrize("name", list(PARITY_CASES))
 @pytest.mark.parametrize("precision", ["fp16" if DEVICE.startswith("cuda") else "bf16", "auto"])
 def test_reduced_precision_stays_close_to_the_authors(name, precision):
