@@ -1,4 +1,5 @@
-"""fomm-space web demo: animate a photo by a driving video (Gradio Blocks).
+"""fomm-space web demo: animate a photo by a driving video (Gradio Blocks), with the
+First Order Motion Model or its successor, the Thin-Plate Spline Motion Model.
 
     python app.py [--share] [--server-name H] [--port P] [--model NAME]
                   [--config YAML --checkpoint PATH] [--device D]
@@ -27,11 +28,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from fomm_space import DEFAULTS, MODELS, AnimationOptions, FommError, load_model
+from fomm_space import DEFAULTS, MODELS, AnimationOptions, FommError, ModelConfig, load_model
 from fomm_space.frames import MAX_IMAGE_PIXELS
 from fomm_space.paste import UPSCALERS
 from fomm_space.pipeline import animate_files
-from fomm_space.registry import DEFAULT_MODEL
+from fomm_space.registry import DEFAULT_MODEL, FAMILY_TITLES
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
@@ -44,19 +45,20 @@ class Models:
     """Loaded models, one per name, created on first use (never at start-up), shared by
     all requests."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, local: dict[str, tuple[str, str]]):
         self.args = args
+        self.local = local  # name -> (config, checkpoint) of the models given on the command line
         self._lock = threading.Lock()
         self._models: dict[str, object] = {}
 
     def get(self, name: str):
         with self._lock:
             if name not in self._models:
-                a = self.args
-                if a.checkpoint:
-                    self._models[name] = load_model(config=a.config, checkpoint=a.checkpoint, device=a.device)
+                if name in self.local:
+                    config, checkpoint = self.local[name]
+                    self._models[name] = load_model(config=config, checkpoint=checkpoint, device=self.args.device)
                 else:
-                    self._models[name] = load_model(name, device=a.device)
+                    self._models[name] = load_model(name, device=self.args.device)
             return self._models[name]
 
 
@@ -123,23 +125,37 @@ def _on_gpu(fn):
 
 
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
-    models = Models(args)
     keep_s = args.keep_minutes * 60
     outputs_root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "fomm-space"
     runs = Outputs(outputs_root, keep_s)
-    local = bool(args.checkpoint)
-    if local:
-        choices = [(f"{Path(args.checkpoint).name} (local)", Path(args.checkpoint).name)]
+    short = {"fomm": "FOMM", "tpsmm": "TPSMM"}
+    local: dict[str, tuple[str, str]] = {}
+    if args.checkpoint:
+        families, choices = {}, []
+        for config, checkpoint in zip(args.config, args.checkpoint):
+            try:
+                family = ModelConfig.from_yaml(config).family
+            except FommError as e:
+                raise SystemExit(f"error: {e}") from e
+            name = Path(checkpoint).name
+            name = name if name not in local else f"{name} ({len(local) + 1})"
+            local[name] = (config, checkpoint)
+            families[name] = family
+            choices.append((f"{short[family]} · {name} (local)", name))
     else:
-        choices = [(f"{spec.name}: {spec.description}", spec.name) for spec in MODELS.values()]
+        # Grouped by family, oldest first; the label names the family.
+        choices = [(f"{short[spec.family]} · {spec.name}: {spec.description}", spec.name)
+                   for family in FAMILY_TITLES for spec in MODELS.values() if spec.family == family]
+        families = {spec.name: spec.family for spec in MODELS.values()}
     default_model = choices[0][1] if local else (args.model or DEFAULT_MODEL)
+    models = Models(args, local)
 
     @_on_gpu
     def animate(source: str | None, driving: str | None, relative: bool, adapt_scale: bool, crop_faces: bool,
                 find_best_frame: bool, model: str, crop_scale: float = DEFAULTS.crop_scale,
                 max_seconds: float = DEFAULTS.max_seconds, ai_mark: bool = DEFAULTS.ai_mark,
                 paste_back: bool = DEFAULTS.paste_back, smoothing: float = DEFAULTS.smoothing,
-                upscale: str = DEFAULTS.upscale, progress=gr.Progress(track_tqdm=True)):
+                upscale: str = DEFAULTS.upscale, avd: bool = DEFAULTS.avd, progress=gr.Progress(track_tqdm=True)):
         """Animate the face in `source` (a photo) by the motion of `driving` (a video).
 
         Returns the animated video (with the driving sound), the keypoint-overlay video
@@ -149,10 +165,15 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             raise gr.Error("Please give a source photo (upload, webcam or paste).")
         if not driving:
             raise gr.Error("Please give a driving video (upload or webcam).")
+        if model not in families:
+            raise gr.Error(f"Unknown model; choose one of: {', '.join(families)}.")
+        if avd and families[model] != "tpsmm":
+            raise gr.Error("The AVD mode exists only for TPSMM models; untick it or choose a TPSMM model.")
         options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),
                                    find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
                                    max_seconds=float(max_seconds), ai_mark=bool(ai_mark),
-                                   paste_back=bool(paste_back), smoothing=float(smoothing), upscale=str(upscale))
+                                   paste_back=bool(paste_back), smoothing=float(smoothing), upscale=str(upscale),
+                                   avd=bool(avd))
         out_dir = runs.new()
         try:
             progress(0, desc=f"Loading the {model} model")
@@ -171,7 +192,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
 
     with gr.Blocks(title="First Order Motion Model", delete_cache=(max(60, keep_s // 4), keep_s)) as demo:
         gr.Markdown("# First Order Motion Model\n"
-                    "Animate a photo with the motion of a video (Siarohin et al., NeurIPS 2019). "
+                    "Animate a photo with the motion of a video: the First Order Motion Model (Siarohin et al., "
+                    "NeurIPS 2019) or its successor, the Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022). "
                     "Give a photo and a driving video; the faces are found and cropped, the motion is "
                     "transferred, and you get the video with the driving sound and a view of the tracked "
                     f"keypoints.\n\n**{CONSENT}**")
@@ -180,13 +202,16 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                 sources=["upload", "webcam", "clipboard"], elem_id="source")
             driving = gr.Video(label="Driving video", sources=["upload", "webcam"], height=360, elem_id="driving")
         with gr.Row():
-            model = gr.Dropdown(choices, value=default_model, label="Model")
+            model = gr.Dropdown(choices, value=default_model, label="Model", elem_id="model")
             relative = gr.Checkbox(value=DEFAULTS.relative, label="Relative motion")
             adapt_scale = gr.Checkbox(value=DEFAULTS.adapt_scale, label="Adapt movement scale")
             crop_faces = gr.Checkbox(value=DEFAULTS.crop, label="Crop faces")
             find_best_frame = gr.Checkbox(value=DEFAULTS.find_best_frame, label="Find best frame")
             paste_back = gr.Checkbox(value=DEFAULTS.paste_back, label="Paste back into the photo",
                                      elem_id="paste-back")
+            avd = gr.Checkbox(value=DEFAULTS.avd, label="AVD mode (TPSMM)", elem_id="avd",
+                              visible=families.get(default_model) == "tpsmm",
+                              info="the driving pose on the photo's identity, instead of relative motion")
         with gr.Accordion("Advanced", open=False):
             crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
                                    info="crop side / face box side; larger keeps more hair and shoulders")
@@ -203,11 +228,14 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             overlay = gr.Video(label="Keypoints: source | driving | result", height=360, elem_id="overlay")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         inputs = [source, driving, relative, adapt_scale, crop_faces, find_best_frame, model, crop_scale,
-                  max_seconds, ai_mark, paste_back, smoothing, upscale]
+                  max_seconds, ai_mark, paste_back, smoothing, upscale, avd]
         outputs = [result, overlay, status]
         button.click(animate, inputs, outputs, api_name="animate")
         # Upscaling only applies to paste-back.
         paste_back.change(lambda on: gr.Radio(interactive=on), paste_back, upscale, api_visibility="private")
+        # The AVD mode only exists for TPSMM models.
+        model.change(lambda name: gr.Checkbox(visible=True) if families.get(name) == "tpsmm"
+                     else gr.Checkbox(visible=False, value=False), model, avd, api_visibility="private")
         if (EXAMPLES / "face.png").exists():
             gr.Examples(
                 [[str(EXAMPLES / "face.png"), str(EXAMPLES / clip), True, True, False, False, default_model]
@@ -226,15 +254,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--model", choices=list(MODELS), default=None,
                         help=f"model selected at start (default {DEFAULT_MODEL}); downloaded on first use")
-    parser.add_argument("--config", help="config YAML of a local checkpoint")
-    parser.add_argument("--checkpoint", help="local .pth.tar checkpoint (works offline)")
+    parser.add_argument("--config", action="append", default=[],
+                        help="config YAML of a local checkpoint (repeat with --checkpoint for more models)")
+    parser.add_argument("--checkpoint", action="append", default=[],
+                        help="local .pth.tar checkpoint (works offline); one per --config, in the same order")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     parser.add_argument("--concurrency", type=int, default=1, help="animations run at once (default 1)")
     parser.add_argument("--keep-minutes", type=float, default=60,
                         help="uploads and results are deleted after this many minutes (default 60)")
     args = parser.parse_args(argv)
-    if bool(args.config) != bool(args.checkpoint):
-        parser.error("--config and --checkpoint go together")
+    if len(args.config) != len(args.checkpoint):
+        parser.error("--config and --checkpoint go together, one of each per model")
     if args.concurrency < 1 or args.keep_minutes <= 0:
         parser.error("--concurrency must be at least 1 and --keep-minutes positive")
     return args

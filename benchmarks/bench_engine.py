@@ -1,4 +1,5 @@
-"""Frames per second of FOMM at vox-256 with random weights.
+"""Frames per second of FOMM (or TPSMM: ``--config config/tps-vox-256.yaml``) at vox-256
+with random weights.
 
 Compares the authors' way (one frame at a time, the full generator every frame, fp32,
 PyTorch's default settings: on a GPU that computes convolutions in TF32) with the engine
@@ -23,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
 from fomm_space.model import DEFAULT_BATCH, FommModel  # noqa: E402
-from fomm_space.motion import transfer_motion  # noqa: E402
 
 
 def smooth_noise(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -35,40 +35,44 @@ def smooth_noise(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
 
 
 def random_model(config: ModelConfig, seed: int = 0):
-    """Random networks whose BatchNorm statistics are calibrated on images, so that the
-    activations have realistic ranges (plain random BN statistics saturate the output)."""
+    """Random networks (either family) whose BatchNorm statistics are calibrated on
+    images, so that the activations have realistic ranges (plain random BN statistics
+    saturate the output). TPSMM's InstanceNorms need no calibration."""
     torch.manual_seed(seed)
-    kp_detector, generator = config.build()
+    networks = config.build()
     images = torch.from_numpy(smooth_noise(np.random.default_rng(seed), 4, config.size[0])).permute(0, 3, 1, 2)
-    for module in (kp_detector, generator):
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None
+    for m in networks.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.reset_running_stats()
+            m.momentum = None
     with torch.no_grad():
-        kp_detector.train()
-        kp = kp_detector(images)
-        kp_detector.eval()
-        kp = kp_detector(images)
-        generator.train()
-        generator(images, {k: v.flip(0) for k, v in kp.items()}, kp)
-    return kp_detector.eval(), generator.eval()
+        networks.train()
+        networks.keypoints(images)
+        networks.eval()
+        kp = networks.keypoints(images)
+        networks.train()
+        flipped = {k: v.flip(0) for k, v in kp.items()}
+        networks.generate(networks.prepare(images), kp, flipped)
+        if networks.has_avd:
+            networks.avd_network(kp["value"], flipped["value"])
+    return networks.eval()
 
 
-def reference_loop(kp_detector, generator, dev: torch.device, source: np.ndarray,
-                   driving: np.ndarray) -> np.ndarray:
-    """The authors' demo loop: per frame, keypoints and the whole generator, in fp32."""
-    kp_detector, generator = kp_detector.to(dev), generator.to(dev)
+def reference_loop(networks, dev: torch.device, source: np.ndarray, driving: np.ndarray) -> np.ndarray:
+    """The authors' demo loop: per frame, keypoints and the whole generator (the source
+    encoded again each time), relative motion with the hull scale, in fp32."""
+    networks = networks.to(dev)
     out = []
     with torch.no_grad():
         src = torch.from_numpy(source).permute(2, 0, 1)[None].to(dev)
         drv = torch.from_numpy(driving).permute(0, 3, 1, 2).to(dev)
-        kp_source = kp_detector(src)
-        kp_initial = kp_detector(drv[:1])
+        kp_source = networks.keypoints(src)
+        kp_initial = networks.keypoints(drv[:1])
         for i in range(drv.shape[0]):
-            kp_driving = kp_detector(drv[i:i + 1])
-            kp_norm = transfer_motion(kp_source, kp_driving, kp_initial, relative=True, adapt_scale=True)
-            pred = generator(src, kp_norm, kp_source)["prediction"]
+            kp_driving = networks.keypoints(drv[i:i + 1])
+            kp_norm = networks.transfer(kp_source, kp_driving, kp_initial, relative=True, adapt_scale=True,
+                                        scale=None)
+            pred = networks.generate(networks.prepare(src), kp_source, kp_norm)
             out.append(pred.permute(0, 2, 3, 1).cpu().numpy()[0])
     return np.stack(out)
 
@@ -97,8 +101,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = ModelConfig.from_yaml(args.config)
-    kp_detector, generator = random_model(config)
-    dev = FommModel(kp_detector, generator, config, device=args.device, precision="fp32").device
+    networks = random_model(config)
+    dev = FommModel(networks, config, device=args.device, precision="fp32").device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     rng = np.random.default_rng(1)
     source = smooth_noise(rng, 1, config.size[0])[0]
@@ -108,11 +112,11 @@ def main() -> None:
     print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, frames {args.frames}, config {Path(args.config).name}, "
           f"best of {args.rounds} rounds")
-    reference_loop(kp_detector, generator, dev, source, driving[:2])  # warm-up
+    reference_loop(networks, dev, source, driving[:2])  # warm-up
     models, results = {}, {}
     for precision in dict.fromkeys(["fp32", *args.precisions]):  # fp32 first: the PSNR reference
         try:
-            models[precision] = FommModel(kp_detector, generator, config, device=dev, precision=precision)
+            models[precision] = FommModel(networks, config, device=dev, precision=precision)
         except Exception as e:  # noqa: BLE001 - a precision the device lacks is reported, not fatal
             results[precision] = f"skipped: {e}"
     batch = args.batch_size or DEFAULT_BATCH.get(dev.type, 4)
@@ -122,7 +126,7 @@ def main() -> None:
     # each method's best round counts.
     t_ref, times, peaks = float("inf"), dict.fromkeys(models, float("inf")), {}
     for _ in range(args.rounds):
-        authors, t = timed(lambda: reference_loop(kp_detector, generator, dev, source, driving), sync)
+        authors, t = timed(lambda: reference_loop(networks, dev, source, driving), sync)
         t_ref = min(t_ref, t)
         for precision, model in models.items():
             if dev.type == "cuda":

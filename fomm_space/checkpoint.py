@@ -1,4 +1,4 @@
-"""Reading FOMM checkpoints safely: weights only, strict names, hashes checked."""
+"""Reading checkpoints of either family safely: weights only, strict names, hashes checked."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from torch import nn
 
 from .errors import CheckpointError
 
-PARTS = ("kp_detector", "generator")
+FAMILY_PARTS = {"fomm": ("kp_detector", "generator"),
+                "tpsmm": ("kp_detector", "dense_motion_network", "inpainting_network")}
+CONFIGS = {"fomm": "a FOMM config such as config/vox-256.yaml", "tpsmm": "a TPSMM config such as config/tps-vox-256.yaml"}
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -23,16 +25,26 @@ def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def read_checkpoint(path: str | Path, *, sha256: str | None = None) -> dict[str, dict[str, torch.Tensor]]:
-    """Load the ``kp_detector`` and ``generator`` state dicts of a checkpoint file.
+def family_of_checkpoint(data: object) -> str | None:
+    """``"fomm"``, ``"tpsmm"`` or ``None``: the family whose state dicts ``data`` holds."""
+    if isinstance(data, dict):
+        for family, parts in FAMILY_PARTS.items():
+            if all(isinstance(data.get(p), dict) for p in parts):
+                return family
+    return None
+
+
+def read_checkpoint(path: str | Path, *, sha256: str | None = None, parts: tuple[str, ...] = FAMILY_PARTS["fomm"],
+                    optional: tuple[str, ...] = ()) -> dict[str, dict[str, torch.Tensor]]:
+    """Load the state dicts ``parts`` (and those of ``optional`` that it has) of a checkpoint.
 
     The file is read with ``torch.load(weights_only=True)`` on the CPU: a pickle that
     would run code is refused. Other entries (discriminator, optimisers, epoch) are
     dropped; a ``module.`` prefix (from ``DataParallel``) is removed.
 
     Raises:
-        CheckpointError: missing, unreadable, truncated, unsafe, hash mismatch, or
-            without the two state dicts.
+        CheckpointError: missing, unreadable, truncated, unsafe, hash mismatch, without
+            the state dicts, or of the other model family.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,20 +59,30 @@ def read_checkpoint(path: str | Path, *, sha256: str | None = None) -> dict[str,
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than weights, "
-                              "which could run code when loaded. Use a checkpoint that holds only tensors.") from e
-    except (EOFError, RuntimeError, ValueError, OSError, IndexError, KeyError, TypeError,
-            AttributeError, MemoryError) as e:
+                              "which could run code when loaded, or it is damaged. Use a checkpoint that holds "
+                              "only tensors.") from e
+    except MemoryError as e:
+        raise CheckpointError(f"Checkpoint {path} can't be read: loading it ran out of memory (the file is "
+                              "damaged, or far larger than a published checkpoint).") from e
+    except Exception as e:  # whatever torch's readers raise on a damaged file
         raise CheckpointError(f"Checkpoint {path} can't be read: the file is truncated or not a PyTorch "
                               f"checkpoint ({type(e).__name__}). Delete it and download it again.") from e
-    if not isinstance(data, dict) or not all(isinstance(data.get(p), dict) for p in PARTS):
+    if not isinstance(data, dict) or not all(isinstance(data.get(p), dict) for p in parts):
+        wanted = next((f for f, ps in FAMILY_PARTS.items() if ps == parts), None)
+        found_family = family_of_checkpoint(data)
+        if found_family is not None and wanted is not None and found_family != wanted:
+            raise CheckpointError(f"Checkpoint {path} is a {found_family.upper()} checkpoint, but the config is a "
+                                  f"{wanted.upper()} one: use {CONFIGS[found_family]}.")
         found = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(f"Checkpoint {path} is not a FOMM checkpoint: it needs 'kp_detector' and "
-                              f"'generator' state dicts, found {found or 'nothing'}.")
-    return {part: _strip_prefix(data[part]) for part in PARTS}
+        label = wanted.upper() if wanted else "model"
+        names = [repr(p) for p in parts]
+        raise CheckpointError(f"Checkpoint {path} is not a {label} checkpoint: it needs "
+                              f"{', '.join(names[:-1])} and {names[-1]} state dicts, found {found or 'nothing'}.")
+    return {part: _strip_prefix(data[part]) for part in (*parts, *optional) if isinstance(data.get(part), dict)}
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
-    if state and all(k.startswith(prefix) for k in state):
+    if state and all(isinstance(k, str) and k.startswith(prefix) for k in state):
         return {k[len(prefix):]: v for k, v in state.items()}
     return dict(state)
 
@@ -69,6 +91,7 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], *, part: str, 
     """Strictly load ``state`` into ``module``; mismatches raise :class:`CheckpointError`
     naming the first differing tensors and the likely cause (a config of another model)."""
     expected = module.state_dict()
+    state = {str(k): v for k, v in state.items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()

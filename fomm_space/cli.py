@@ -10,17 +10,18 @@ from .device import PRECISIONS
 from .errors import FommError
 from .options import DEFAULTS, AnimationOptions
 from .paste import UPSCALERS
-from .registry import DEFAULT_MODEL, MODELS
+from .registry import DEFAULT_MODEL, FAMILY_TITLES, MODELS
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", choices=list(MODELS), default=None,
-                       help=f"published checkpoint to download from the Hub (default {DEFAULT_MODEL})")
+                       help=f"published checkpoint to download from the Hub (default {DEFAULT_MODEL}; tps-* are "
+                            "TPSMM models; see the models command)")
     group.add_argument("--config", help="config YAML of a local checkpoint (see config/)")
     group.add_argument("--checkpoint", help="local .pth.tar checkpoint (needs --config or --model)")
-    group.add_argument("--repo-id", help="Hub repository holding the checkpoints (or FOMM_REPO_ID)")
-    group.add_argument("--revision", help="Hub revision to download (or FOMM_REVISION)")
+    group.add_argument("--repo-id", help="Hub repository holding the checkpoint (or FOMM_REPO_ID / TPSMM_REPO_ID)")
+    group.add_argument("--revision", help="Hub revision to download (or FOMM_REVISION / TPSMM_REVISION)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     group.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--find-best-frame", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS.find_best_frame,
                         help="use the driving frame whose face pose is closest to the photo's as the reference")
+    motion.add_argument("--avd", action=argparse.BooleanOptionalAction, default=DEFAULTS.avd,
+                        help="TPSMM models only: animation via disentanglement (the driving pose on the photo's "
+                             "identity) instead of relative or absolute motion")
     _add_crop_args(animate)
     animate.add_argument("--ai-mark", action=argparse.BooleanOptionalAction, default=DEFAULTS.ai_mark,
                          help='stamp "AI-generated" on the video (default on)')
@@ -104,12 +108,15 @@ def _animate(args: argparse.Namespace) -> int:
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
                                max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
                                paste_back=args.paste_back, upscale=args.upscale or DEFAULTS.upscale,
-                               smoothing=args.smooth)
+                               smoothing=args.smooth, avd=args.avd)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,
                        precision=args.precision, align_corners=args.align_corners, repo_id=args.repo_id,
                        revision=args.revision)
+    if args.avd and not model.has_avd:
+        return _fail(f"--avd needs a TPSMM model with an AVD network; {model.name} ({model.family.upper()}) has "
+                     "none. Drop --avd.", 2)
     with _ProgressBars() as progress:
         report = animate_files(model, args.source, args.driving, args.output, options=options,
                                overlay=args.overlay, preview=args.preview, progress=progress)
@@ -174,8 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "models":
-            for spec in MODELS.values():
-                print(f"{spec.name:11s} {spec.config:20s} {spec.description}")
+            for family, title in FAMILY_TITLES.items():
+                print(f"{title}:")
+                for spec in (s for s in MODELS.values() if s.family == family):
+                    print(f"  {spec.name:11s} {spec.config:21s} {spec.description}")
             return 0
         return _crop(args) if args.command == "crop" else _animate(args)
     except FommError as e:

@@ -1,33 +1,107 @@
-"""FOMM model configs: the published YAML files, parsed and checked."""
+"""Model configs: the published YAML files, parsed and checked.
+
+One config describes one model of one family: FOMM (``common_params.num_kp``) or
+TPSMM (``common_params.num_tps``). :meth:`ModelConfig.from_yaml` tells them apart and
+returns a :class:`~fomm_space.fomm.config.FommConfig` or a
+:class:`~fomm_space.tpsmm.config.TpsmmConfig`.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+FAMILIES = ("fomm", "tpsmm")
+# Bounds for the integer model parameters: far above every published model, low
+# enough that a mistyped number fails here instead of allocating terabytes.
+MAX_FEATURES = 4096
+MAX_BLOCKS = 8
+MAX_FRAME_SIDE = 1024
 
-_REQUIRED = {
-    "common_params": ("num_kp", "num_channels"),
-    "kp_detector_params": ("temperature", "block_expansion", "max_features", "num_blocks"),
-    "generator_params": ("block_expansion", "max_features", "num_down_blocks", "num_bottleneck_blocks"),
-}
+
+def family_of(data: Any) -> str | None:
+    """``"fomm"``, ``"tpsmm"`` or ``None`` for a parsed YAML document."""
+    common = (data.get("model_params") or {}).get("common_params") if isinstance(data, dict) else None
+    if not isinstance(common, dict):
+        return None
+    if "num_tps" in common:
+        return "tpsmm"
+    if "num_kp" in common:
+        return "fomm"
+    return None
+
+
+def section(params: dict, name: str, keys: tuple[str, ...], source: str) -> dict[str, Any]:
+    """``model_params[name]`` as a dict holding ``keys``; :class:`ConfigError` otherwise."""
+    sub = params.get(name)
+    if not isinstance(sub, dict):
+        raise ConfigError(f"{source}: 'model_params.{name}' is missing; "
+                          "use one of the published configs in config/ as a template.")
+    missing = [k for k in keys if k not in sub]
+    if missing:
+        raise ConfigError(f"{source}: 'model_params.{name}' lacks {', '.join(missing)}.")
+    return dict(sub)
+
+
+def check_int(params: dict[str, Any], key: str, where: str, lo: int, hi: int) -> None:
+    """``params[key]`` (if present) must be an int in [lo, hi]."""
+    if key not in params:
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{where}.{key} must be a whole number from {lo} to {hi}, got {value!r}.")
+
+
+def check_number(params: dict[str, Any], key: str, where: str, lo: float, hi: float) -> None:
+    """``params[key]`` (if present) must be a number in (lo, hi]."""
+    if key not in params:
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value <= hi:
+        raise ConfigError(f"{where}.{key} must be a number above {lo:g} and at most {hi:g}, got {value!r}.")
+
+
+def frame_shape_of(data: dict, source: str) -> tuple[int, int, int]:
+    """``dataset_params.frame_shape``; where it is null (TPSMM's published configs), the
+    size in the file name (``ted-384.yaml``: 384x384), else 256x256 as the authors' demo."""
+    dataset = data.get("dataset_params")
+    shape = dataset.get("frame_shape") if isinstance(dataset, dict) else None
+    if shape is None:
+        match = re.search(r"-(\d+)\.ya?ml$", source)
+        side = int(match.group(1)) if match else 256
+        shape = [side, side, 3]
+    try:
+        frame_shape = tuple(int(v) for v in shape)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: 'dataset_params.frame_shape' must be [H, W, C], got {shape!r}.") from e
+    if len(frame_shape) != 3 or min(frame_shape) < 1 or max(frame_shape[:2]) > MAX_FRAME_SIDE:
+        raise ConfigError(f"{source}: 'dataset_params.frame_shape' must be [H, W, C] with sides up to "
+                          f"{MAX_FRAME_SIDE}, got {shape!r}.")
+    return frame_shape  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model part of a FOMM config (``model_params`` and ``frame_shape``)."""
+    """The model part of a config (``model_params`` and ``frame_shape``) of either family.
+
+    Call :meth:`from_yaml` / :meth:`from_dict` on this class to read a config of any
+    family, or on a family's subclass to insist on that family.
+    """
 
     frame_shape: tuple[int, int, int]
     common_params: dict[str, Any]
-    kp_detector_params: dict[str, Any]
-    generator_params: dict[str, Any]
     source: str = field(default="<dict>", compare=False)
+
+    family: ClassVar[str] = ""
+    checkpoint_parts: ClassVar[tuple[str, ...]] = ()   # state dicts a checkpoint must hold
+    optional_parts: ClassVar[tuple[str, ...]] = ()     # read when present
 
     @property
     def size(self) -> tuple[int, int]:
@@ -36,34 +110,26 @@ class ModelConfig:
 
     @property
     def num_kp(self) -> int:
-        return int(self.common_params["num_kp"])
+        """Keypoints per image."""
+        raise NotImplementedError
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> "ModelConfig":
         """Build from a parsed YAML document (the authors' layout)."""
         if not isinstance(data, dict) or not isinstance(data.get("model_params"), dict):
-            raise ConfigError(f"{source} is not a FOMM config: it has no 'model_params' section.")
-        params = data["model_params"]
-        for section, keys in _REQUIRED.items():
-            sub = params.get(section)
-            if not isinstance(sub, dict):
-                raise ConfigError(f"{source}: 'model_params.{section}' is missing; "
-                                  "use one of the published configs in config/ as a template.")
-            missing = [k for k in keys if k not in sub]
-            if missing:
-                raise ConfigError(f"{source}: 'model_params.{section}' lacks {', '.join(missing)}.")
-        shape = (data.get("dataset_params") or {}).get("frame_shape", [256, 256, 3])
-        try:
-            frame_shape = tuple(int(v) for v in shape)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{source}: 'dataset_params.frame_shape' must be [H, W, C], got {shape!r}.") from e
-        if len(frame_shape) != 3 or min(frame_shape) < 1:
-            raise ConfigError(f"{source}: 'dataset_params.frame_shape' must be [H, W, C], got {shape!r}.")
-        return cls(frame_shape=frame_shape,  # type: ignore[arg-type]
-                   common_params=dict(params["common_params"]),
-                   kp_detector_params=dict(params["kp_detector_params"]),
-                   generator_params=dict(params["generator_params"]),
-                   source=source)
+            raise ConfigError(f"{source} is not a FOMM or TPSMM config: it has no 'model_params' section.")
+        family = family_of(data)
+        if family is None:
+            raise ConfigError(f"{source}: 'model_params.common_params' names neither num_kp (FOMM) nor num_tps "
+                              "(TPSMM); use one of the published configs in config/ as a template.")
+        target = _family_class(family)
+        if cls is not ModelConfig and cls is not target:
+            raise ConfigError(f"{source} is a {family.upper()} config, not a {cls.family.upper()} one.")
+        return target._parse(data, source)
+
+    @classmethod
+    def _parse(cls, data: dict, source: str) -> "ModelConfig":
+        raise NotImplementedError
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ModelConfig":
@@ -78,18 +144,22 @@ class ModelConfig:
             raise ConfigError(f"Config file {path} can't be read ({e}).") from e
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {path} is not valid YAML ({e}).") from e
+        except Exception as e:  # any parser failure (YAMLError, RecursionError, ...) is a bad file
+            raise ConfigError(f"Config file {path} is not valid YAML ({type(e).__name__}).") from e
         return cls.from_dict(data, source=str(path))
 
-    def build(self, *, align_corners: bool = True):
-        """Create the randomly initialised networks: ``(KPDetector, OcclusionAwareGenerator)``."""
-        from .networks import KPDetector, OcclusionAwareGenerator
+    def build(self, **kwargs: Any):
+        """The randomly initialised networks of this model: a
+        :class:`~fomm_space.family.MotionFamily`."""
+        raise NotImplementedError
 
-        try:
-            kp_detector = KPDetector(**self.kp_detector_params, **self.common_params)
-            generator = OcclusionAwareGenerator(**self.generator_params, **self.common_params,
-                                                align_corners=align_corners)
-        except TypeError as e:
-            raise ConfigError(f"{self.source}: unexpected model parameter ({e}).") from e
-        return kp_detector, generator
+
+def _family_class(family: str) -> type[ModelConfig]:
+    if family == "tpsmm":
+        from .tpsmm.config import TpsmmConfig
+        return TpsmmConfig
+    from .fomm.config import FommConfig
+    return FommConfig
+
+
+__all__ = ["CONFIG_DIR", "FAMILIES", "ModelConfig", "family_of"]

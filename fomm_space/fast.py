@@ -1,8 +1,9 @@
-"""Inference-only rewrites of the FOMM networks: the same function, computed faster.
+"""Inference-only rewrites of the networks of both families: the same function, computed faster.
 
 :func:`optimize_for_inference` returns a copy of a network in which
 
-* every BatchNorm that follows a convolution is folded into it;
+* every BatchNorm that follows a convolution is folded into it (InstanceNorm, which
+  depends on the image, stays; TPSMM's blocks use it);
 * each large up block (nearest x2, then conv 3x3) becomes one 3x3 convolution at the
   low resolution with four outputs per channel, one per sub-pixel phase, then a pixel
   shuffle: no upsampled tensor is made (by Winograd, the shuffle is part of writing the
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from .layers import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 _BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
@@ -172,21 +173,30 @@ def _conv3x3(conv: nn.Conv2d, cpu: bool) -> nn.Module:
     return Conv3x3(conv) if cpu and plain else conv
 
 
-class _ConvReLU(nn.Module):
-    """conv (BatchNorm folded in) -> ReLU [-> 2x2 average pool]."""
+def _conv_and_norm(conv: nn.Conv2d, norm: nn.Module, cpu: bool) -> tuple[nn.Module, nn.Module | None]:
+    """(conv, None) with a BatchNorm folded in, or (conv, the InstanceNorm to apply after)."""
+    if isinstance(norm, nn.BatchNorm2d):
+        return _conv3x3(fold_batchnorm(conv, norm), cpu), None
+    return _conv3x3(conv, cpu), norm
 
-    def __init__(self, conv: nn.Module, pool: bool):
+
+class _ConvReLU(nn.Module):
+    """conv [-> InstanceNorm] -> ReLU [-> 2x2 average pool] (a BatchNorm is folded into the conv)."""
+
+    def __init__(self, conv: nn.Module, pool: bool, norm: nn.Module | None = None):
         super().__init__()
         self.conv = conv
+        self.norm = norm
         self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x).relu_()
+        out = self.conv(x)
+        out = (self.norm(out) if self.norm is not None else out).relu_()
         return F.avg_pool2d(out, 2) if self.pool else out
 
 
 class FastUpBlock(nn.Module):
-    """Nearest x2 upsample -> conv 3x3 -> BN -> ReLU.
+    """Nearest x2 upsample -> conv 3x3 -> norm -> ReLU.
 
     Inputs of :data:`PHASE_MIN_PIXELS` or more are computed at the low resolution:
     output row ``2i + a`` of the upsampled convolution sees low-resolution rows
@@ -201,16 +211,17 @@ class FastUpBlock(nn.Module):
 
     def __init__(self, block: UpBlock2d, cpu: bool):
         super().__init__()
-        self.conv = _conv3x3(fold_batchnorm(block.conv, block.norm), cpu)
+        self.conv, self.norm = _conv_and_norm(block.conv, block.norm, cpu)
         self.cpu = cpu
         self._phase: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] * x.shape[3] < PHASE_MIN_PIXELS:
-            return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")).relu_()
-        phase = self._phase_conv()
-        out = phase.shuffled(x) if isinstance(phase, Conv3x3) else F.pixel_shuffle(phase(x), 2)
-        return out.relu_()
+            out = self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        else:
+            phase = self._phase_conv()
+            out = phase.shuffled(x) if isinstance(phase, Conv3x3) else F.pixel_shuffle(phase(x), 2)
+        return (self.norm(out) if self.norm is not None else out).relu_()
 
     def _phase_conv(self) -> nn.Module:
         weight = self.conv.weight
@@ -232,40 +243,52 @@ class FastUpBlock(nn.Module):
 
 
 class _FoldedResBlock(nn.Module):
-    """ResBlock2d with norm2 folded into conv1."""
+    """ResBlock2d with a BatchNorm norm2 folded into conv1 (an InstanceNorm norm2 stays)."""
 
     def __init__(self, block: ResBlock2d, cpu: bool):
         super().__init__()
         self.norm1 = block.norm1
-        self.conv1 = _conv3x3(fold_batchnorm(block.conv1, block.norm2), cpu)
+        self.conv1, self.norm2 = _conv_and_norm(block.conv1, block.norm2, cpu)
         self.conv2 = _conv3x3(block.conv2, cpu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(self.norm1(x).relu_())
+        out = self.norm2(out) if self.norm2 is not None else out
         return self.conv2(out.relu_()).add_(x)
 
 
-def _rewrite(module: nn.Module, cpu: bool) -> None:
+def rewrite_blocks(module: nn.Module, cpu: bool) -> None:
+    """Replace, in place, the blocks of :mod:`fomm_space.layers` below ``module`` by
+    their fast forms, and (on the CPU) every other plain 3x3 convolution by
+    :class:`Conv3x3`."""
     for name, child in module.named_children():
         if isinstance(child, UpBlock2d):
             setattr(module, name, FastUpBlock(child, cpu))
         elif isinstance(child, (DownBlock2d, SameBlock2d)):
-            conv = _conv3x3(fold_batchnorm(child.conv, child.norm), cpu)
-            setattr(module, name, _ConvReLU(conv, pool=isinstance(child, DownBlock2d)))
+            conv, norm = _conv_and_norm(child.conv, child.norm, cpu)
+            setattr(module, name, _ConvReLU(conv, pool=isinstance(child, DownBlock2d), norm=norm))
         elif isinstance(child, ResBlock2d):
             setattr(module, name, _FoldedResBlock(child, cpu))
+        elif type(child) is nn.Conv2d:
+            setattr(module, name, _conv3x3(child, cpu))
         else:
-            _rewrite(child, cpu)
+            rewrite_blocks(child, cpu)
+
+
+def finish_for_inference(module: nn.Module) -> nn.Module:
+    """No gradients, channels-last weights: what every rewritten network ends with."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module.to(memory_format=torch.channels_last)
 
 
 def optimize_for_inference(module: nn.Module, *, cpu: bool) -> nn.Module:
-    """A faster copy of an eval-mode FOMM network (see the module docstring).
+    """A faster copy of an eval-mode network built from :mod:`fomm_space.layers` blocks
+    (see the module docstring).
 
     ``cpu`` picks the CPU convolution methods; GPUs' convolution libraries choose
     their own fast algorithms.
     """
     fast = copy.deepcopy(module).eval()
-    _rewrite(fast, cpu)
-    for p in fast.parameters():
-        p.requires_grad_(False)
-    return fast.to(memory_format=torch.channels_last)
+    rewrite_blocks(fast, cpu)
+    return finish_for_inference(fast)

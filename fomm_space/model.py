@@ -1,8 +1,11 @@
-"""The animation engine: a loaded FOMM model that animates a source image by a driving video.
+"""The animation engine: a loaded model of either family (FOMM or TPSMM) that animates a
+source image by a driving video.
 
-Work that depends on the source alone (its keypoints, the generator's encoding, the
-dense-motion network's downsampled copy) is done once; driving frames then go through
-in batches, streamed in and out, so memory stays flat however long the clip.
+Work that depends on the source alone (its keypoints, its encoding, the dense-motion
+network's downsampled copy) is done once; driving frames then go through in batches,
+streamed in and out, so memory stays flat however long the clip. The device and the
+precision are chosen here, once; the family's networks (:mod:`fomm_space.family`) know
+nothing of either.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from .checkpoint import load_state, read_checkpoint
 from .config import ModelConfig
 from .device import exact_fp32, select_device, select_dtype
 from .errors import InputError
-from .fast import optimize_for_inference
+from .family import MotionFamily
 from .frames import as_float_rgb
-from .motion import Keypoints, movement_scale, transfer_motion
-from .networks import KPDetector, OcclusionAwareGenerator
+from .motion import Keypoints, movement_scale
 from .options import DEFAULTS
 from .registry import DEFAULT_MODEL, get_spec
 from .smoothing import KeypointSmoother
@@ -37,8 +39,7 @@ class PreparedSource:
 
     image: torch.Tensor          # (1, C, H, W) float32 in [0, 1]
     keypoints: Keypoints         # value (1, K, 2) [, jacobian (1, K, 2, 2)]
-    features: torch.Tensor       # (1, F, h, w) generator encoding, compute dtype
-    motion_image: torch.Tensor   # (1, C, h', w') input of the dense-motion network
+    state: dict                  # the family's source-only work (encodings), compute dtype
 
     @property
     def keypoints_array(self) -> np.ndarray:
@@ -63,31 +64,41 @@ class AnimationBatch:
     keypoints: np.ndarray
 
 
-class FommModel:
-    """A FOMM keypoint detector and generator, on one device, at one precision."""
+class AnimationModel:
+    """A model of either family on one device, at one precision.
 
-    def __init__(self, kp_detector: KPDetector, generator: OcclusionAwareGenerator, config: ModelConfig,
-                 *, device: str | torch.device | None = None, precision: str = "auto",
-                 name: str | None = None, optimize: bool = True):
+    Attributes:
+        networks: the family's networks (:class:`~fomm_space.family.MotionFamily`),
+            rewritten for inference unless ``optimize=False``.
+        family: ``"fomm"`` or ``"tpsmm"``.
+        config, device, dtype, name.
+    """
+
+    def __init__(self, networks: MotionFamily, config: ModelConfig, *, device: str | torch.device | None = None,
+                 precision: str = "auto", name: str | None = None, optimize: bool = True):
         self.device = select_device(device)
         self.dtype = select_dtype(precision, self.device)
         self.config = config
         self.name = name or Path(config.source).stem
-        if generator.dense_motion_network is None:
+        self.family = networks.family
+        if getattr(networks, "dense_motion", True) is None:
             raise InputError(f"{config.source}: a generator without dense_motion_params can't animate.")
-        kp_detector, generator = kp_detector.eval(), generator.eval()
+        networks = networks.eval()
         if optimize:
-            cpu = self.device.type == "cpu"
-            kp_detector = optimize_for_inference(kp_detector, cpu=cpu)
-            generator = optimize_for_inference(generator, cpu=cpu)
-        self.kp_detector = kp_detector.to(self.device)
-        self.generator = generator.to(self.device)
+            networks = networks.optimized(cpu=self.device.type == "cpu")
+        self.networks = networks.to(self.device)
         if self.dtype != torch.float32 and self.device.type != "cpu":
             # Convolution weights stored at the compute precision: autocast would
             # otherwise cast every one of them again on every call.
-            for module in self.generator.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.to(self.dtype)
+            for part in self.networks.decoder_modules():
+                for module in part.modules():
+                    if isinstance(module, torch.nn.Conv2d):
+                        module.to(self.dtype)
+
+    @property
+    def has_avd(self) -> bool:
+        """Whether ``avd=True`` works (TPSMM checkpoints with an AVD network)."""
+        return self.networks.has_avd
 
     @property
     def size(self) -> tuple[int, int]:
@@ -119,31 +130,35 @@ class FommModel:
         Runs in float32 at every precision: keypoints steer every pixel downstream.
         """
         with exact_fp32(self.device):
-            return self.kp_detector(self._to_tensor(frames, "driving frame"))
+            return self.networks.keypoints(self._to_tensor(frames, "driving frame"))
 
     @torch.inference_mode()
     def prepare_source(self, source: np.ndarray) -> PreparedSource:
         """Everything that depends on the source image alone (H x W x 3, see ``animate``)."""
         image = self._to_tensor([source], "source image")
-        dense = self.generator.dense_motion_network
         with exact_fp32(self.device):
-            keypoints = self.kp_detector(image)
+            keypoints = self.networks.keypoints(image)
             with self._autocast():
-                features = self.generator.encode(image)
-        return PreparedSource(image, keypoints, features, dense.downsample(image))
+                state = self.networks.prepare(image)
+        return PreparedSource(image, keypoints, state)
 
     @torch.inference_mode()
     def _generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
         with exact_fp32(self.device), self._autocast():
-            motion = self.generator.dense_motion_network(source.motion_image, kp_driving, source.keypoints,
-                                                         downsampled=True)
-            return self.generator.decode(source.features, motion)
+            return self.networks.generate(source.state, source.keypoints, kp_driving)
+
+    @torch.inference_mode()
+    def _transfer(self, source: PreparedSource, kp_driving: Keypoints, kp_initial: Keypoints, *,
+                  relative: bool, adapt_scale: bool, scale: float, avd: bool) -> Keypoints:
+        with exact_fp32(self.device):
+            return self.networks.transfer(source.keypoints, kp_driving, kp_initial, relative=relative,
+                                          adapt_scale=adapt_scale, scale=scale, avd=avd)
 
     def stream(self, source: np.ndarray, driving: Iterable[np.ndarray], *,
                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
                reference: np.ndarray | None = None, smoothing: float = DEFAULTS.smoothing,
-               fps: float = 25.0) -> Iterator[AnimationBatch]:
+               fps: float = 25.0, avd: bool = DEFAULTS.avd) -> Iterator[AnimationBatch]:
         """Animate lazily: driving frames are read and results yielded batch by batch.
 
         Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
@@ -154,6 +169,9 @@ class FommModel:
         Yields:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
+        if avd and not self.has_avd:
+            raise InputError(f"The model {self.name} ({self.family.upper()}) has no AVD network; animate without "
+                             "avd (relative or standard motion).")
         prepared = self.prepare_source(source)
         if reference is not None:
             frames = driving
@@ -182,8 +200,8 @@ class FommModel:
                 kp_initial = {k: v[:1] for k, v in kp_driving.items()}
             if scale is None:
                 scale = movement_scale(prepared.keypoints, kp_initial) if relative and adapt_scale else 1.0
-            kp_new = transfer_motion(prepared.keypoints, kp_driving, kp_initial,
-                                     relative=relative, adapt_scale=adapt_scale, scale=scale)
+            kp_new = self._transfer(prepared, kp_driving, kp_initial, relative=relative, adapt_scale=adapt_scale,
+                                    scale=scale, avd=avd)
             try:
                 out = self._generate(prepared, kp_new)
             except torch.OutOfMemoryError:
@@ -210,7 +228,7 @@ class FommModel:
     def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
                 relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                 best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
-                smoothing: float = DEFAULTS.smoothing, fps: float = 25.0) -> np.ndarray:
+                smoothing: float = DEFAULTS.smoothing, fps: float = 25.0, avd: bool = DEFAULTS.avd) -> np.ndarray:
         """Animate ``source`` by the motion of ``driving``.
 
         Args:
@@ -218,8 +236,13 @@ class FommModel:
             driving: (N, H, W, 3) array, or a sequence or iterator of (H, W, 3) frames.
                 Frames not at the model's size are resized (aspect ratio not kept:
                 crop first); frames already at that size are used as they are.
-            relative: relative motion (see :class:`~fomm_space.options.AnimationOptions`).
-            adapt_scale: movement-scale adaptation (only with ``relative``).
+            relative: relative motion (see :class:`~fomm_space.options.AnimationOptions`);
+                ``False`` is TPSMM's "standard" mode (the driving keypoints as they are).
+            adapt_scale: movement-scale adaptation (only with ``relative``). TPSMM's
+                relative mode always scales; ``False`` moves by the plain displacement.
+            avd: TPSMM's AVD mode (the AVD network combines the driving pose with the
+                source's identity; ``relative`` and ``adapt_scale`` are then unused).
+                :class:`InputError` for a model without an AVD network.
             best_frame: index of the reference driving frame; the clip is animated from
                 it forwards and backwards and joined, as in the authors' demo.
             smoothing: 0 (off, the authors' behaviour) to 1: steadier driving keypoints
@@ -228,8 +251,13 @@ class FommModel:
             (N, H, W, 3) float32 RGB in [0, 1] at the model's frame size.
         """
         batches = list(self.stream(source, driving, relative=relative, adapt_scale=adapt_scale,
-                                   best_frame=best_frame, batch_size=batch_size, smoothing=smoothing, fps=fps))
+                                   best_frame=best_frame, batch_size=batch_size, smoothing=smoothing, fps=fps,
+                                   avd=avd))
         return np.concatenate([b.frames for b in batches], axis=0)
+
+
+FommModel = AnimationModel
+"""The engine's earlier name, kept for existing callers."""
 
 
 def _split_reference(driving: Iterable[np.ndarray], best_frame: int | None
@@ -254,20 +282,21 @@ def _split_reference(driving: Iterable[np.ndarray], best_frame: int | None
 def load_model(name: str | None = None, *, config: str | Path | ModelConfig | None = None,
                checkpoint: str | Path | None = None, device: str | torch.device | None = None,
                precision: str = "auto", align_corners: bool = True, repo_id: str | None = None,
-               revision: str | None = None, cache_dir: str | Path | None = None) -> FommModel:
-    """Load a FOMM model, by name from the Hub or from local files.
+               revision: str | None = None, cache_dir: str | Path | None = None) -> AnimationModel:
+    """Load a model of either family (FOMM or TPSMM), by name from the Hub or from local files.
 
     Args:
-        name: one of ``fomm_space.MODELS`` (default ``vox``) when no checkpoint is given;
-            with a checkpoint, only picks the config.
+        name: one of ``fomm_space.MODELS`` (default ``vox``; ``tps-vox`` etc. for TPSMM)
+            when no checkpoint is given; with a checkpoint, only picks the config.
         config: a config YAML path (or :class:`ModelConfig`); default: the named model's.
+            The config says the family (``num_kp``: FOMM, ``num_tps``: TPSMM).
         checkpoint: a local ``.pth.tar``; default: download the named model.
         device: ``cuda``, ``mps``, ``cpu`` or ``None`` for the best available.
         precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
             ``fp32``, ``bf16`` or ``fp16``.
-        align_corners: ``grid_sample`` alignment. ``True`` is what the published
+        align_corners: FOMM's ``grid_sample`` alignment. ``True`` is what the published
             checkpoints were trained with; ``False`` is what the authors' code does on
-            PyTorch >= 1.3.
+            PyTorch >= 1.3. (TPSMM always aligns corners, as its authors' code does.)
         repo_id, revision, cache_dir: where to download from and cache (mirrors).
     Raises:
         ConfigError, ModelNotFoundError, CheckpointError, InputError.
@@ -286,9 +315,12 @@ def load_model(name: str | None = None, *, config: str | Path | ModelConfig | No
         config = get_spec(name).config_path
     cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_yaml(config)
     select_dtype(precision, select_device(device))  # fail on a bad option before the slow part
-    kp_detector, generator = cfg.build(align_corners=align_corners)
-    state = read_checkpoint(checkpoint, sha256=sha256)
-    load_state(kp_detector, state["kp_detector"], part="kp_detector", source=str(checkpoint))
-    load_state(generator, state["generator"], part="generator", source=str(checkpoint))
-    return FommModel(kp_detector, generator, cfg, device=device, precision=precision,
-                     name=name or Path(str(checkpoint)).name)
+    networks = cfg.build(align_corners=align_corners)
+    state = read_checkpoint(checkpoint, sha256=sha256, parts=cfg.checkpoint_parts, optional=cfg.optional_parts)
+    for part in (*cfg.checkpoint_parts, *cfg.optional_parts):
+        if part in state:
+            load_state(getattr(networks, part), state[part], part=part, source=str(checkpoint))
+        else:  # an optional network the file lacks is absent, never left at random weights
+            setattr(networks, part, None)
+    return AnimationModel(networks, cfg, device=device, precision=precision,
+                          name=name or Path(str(checkpoint)).name)

@@ -29,6 +29,8 @@ class AnimationOptions:
         upscale: how the face is enlarged for paste-back: "lanczos" (sharp) or "bilinear".
         smoothing: steadiness of the driving keypoints, 0 (off: the authors' behaviour)
             to 1 (strongest); a One-Euro filter.
+        avd: TPSMM's AVD mode (animation via disentanglement: the driving pose on the
+            source's identity); only for TPSMM models with an AVD network.
     """
 
     relative: bool = True
@@ -43,6 +45,7 @@ class AnimationOptions:
     paste_back: bool = True
     upscale: str = "lanczos"
     smoothing: float = 0.0
+    avd: bool = False
 
 
 DEFAULTS = AnimationOptions()

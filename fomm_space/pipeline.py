@@ -22,7 +22,7 @@ from .crop import Box, center_box, crop, detection_stride, face_square, largest,
 from .errors import InputError
 from .faces import FaceDetector, closest_pose, face_detector
 from .frames import read_image, to_uint8, write_image
-from .model import FommModel
+from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
 from .overlay import draw_keypoints, overlay_panel, stamp_ai_mark
 from .paste import UPSCALERS, PasteBack
@@ -166,7 +166,7 @@ def find_best_frame(source: np.ndarray, frames: Iterator[np.ndarray], step: int,
     return best
 
 
-def animate_files(model: FommModel, source: str | Path, driving: str | Path, output: str | Path, *,
+def animate_files(model: AnimationModel, source: str | Path, driving: str | Path, output: str | Path, *,
                   options: AnimationOptions = DEFAULTS, overlay: str | Path | None = None,
                   preview: str | Path | None = None, detector: FaceDetector | None = None,
                   progress: Progress | None = None) -> AnimationReport:
@@ -184,6 +184,9 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
     _validate(options)
     if options.best_frame is not None and options.find_best_frame:
         raise InputError("Give either a best frame index or find_best_frame, not both.")
+    if options.avd and not model.has_avd:
+        raise InputError(f"The AVD mode needs a TPSMM model with an AVD network; {model.name} "
+                         f"({model.family.upper()}) has none.")
     _check_folders(output, overlay, preview)
     image = read_image(str(source))
     info = probe(driving)
@@ -226,7 +229,7 @@ def animate_files(model: FommModel, source: str | Path, driving: str | Path, out
             writers.append(VideoWriter(Path(overlay), info.fps))
         for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
                                   batch_size=options.batch_size, reference=reference,
-                                  smoothing=options.smoothing, fps=info.fps):
+                                  smoothing=options.smoothing, fps=info.fps, avd=options.avd):
             results = to_uint8(batch.frames)
             for i, result in enumerate(results):
                 shown = paste(result) if paste is not None else result

@@ -1,4 +1,4 @@
-"""The eight published FOMM checkpoints, by name."""
+"""The published checkpoints of both families, by name: FOMM's eight, TPSMM's four."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ from .config import CONFIG_DIR
 from .errors import ModelNotFoundError
 
 DEFAULT_REPO_ID = "MCMLXXXVII/thinplatesv1"
-# The repository's commit could not be looked up from here; "main" is pinned per file
-# by its sha256 where known. Mirrors and pins: FOMM_REPO_ID / FOMM_REVISION or flags.
+# TPSMM's authors publish on Google Drive and Tsinghua Cloud only; this public Hub copy
+# holds vox.pth.tar (what a public deployment of it downloads). Whether it holds the
+# other three could not be checked from here: point TPSMM_REPO_ID at a mirror that does.
+TPSMM_REPO_ID = "VESSL/thin-plate-spline-motion-model"
+# The repositories' commits could not be looked up from here; "main" is pinned per file
+# by its sha256 where known. Mirrors and pins per family: FOMM_REPO_ID / FOMM_REVISION,
+# TPSMM_REPO_ID / TPSMM_REVISION, or --repo-id / --revision.
 DEFAULT_REVISION = "main"
-REPO_ENV = "FOMM_REPO_ID"
-REVISION_ENV = "FOMM_REVISION"
+FAMILY_ENV = {"fomm": ("FOMM_REPO_ID", "FOMM_REVISION"), "tpsmm": ("TPSMM_REPO_ID", "TPSMM_REVISION")}
+FAMILY_TITLES = {"fomm": "First Order Motion Model (2019)", "tpsmm": "Thin-Plate Spline Motion Model (2022)"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class ModelSpec:
     revision: str = DEFAULT_REVISION
     sha256: str | None = None
     size: int | None = None
+    family: str = "fomm"
 
     @property
     def config_path(self):
@@ -47,17 +53,26 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("mgif", "mgif-256.yaml", "mgif-cpk.pth.tar", "Cartoon animals (Moving GIF)"),
     ModelSpec("nemo", "nemo-256.yaml", "nemo-cpk.pth.tar", "Smiling faces (NEMO)"),
     ModelSpec("bair", "bair-256.yaml", "bair-cpk.pth.tar", "Robot arm pushing objects (BAIR)"),
+    ModelSpec("tps-vox", "tps-vox-256.yaml", "vox.pth.tar", "Faces (VoxCeleb), TPSMM: steadier, sharper faces",
+              repo_id=TPSMM_REPO_ID, family="tpsmm"),
+    ModelSpec("tps-taichi", "tps-taichi-256.yaml", "taichi.pth.tar", "Full bodies (Tai-Chi-HD), TPSMM",
+              repo_id=TPSMM_REPO_ID, family="tpsmm"),
+    ModelSpec("tps-ted", "tps-ted-384.yaml", "ted.pth.tar", "Upper bodies of speakers (TED talks), TPSMM, 384x384",
+              repo_id=TPSMM_REPO_ID, family="tpsmm"),
+    ModelSpec("tps-mgif", "tps-mgif-256.yaml", "mgif.pth.tar", "Cartoon animals (Moving GIF), TPSMM",
+              repo_id=TPSMM_REPO_ID, family="tpsmm"),
 )}
 DEFAULT_MODEL = "vox"
 
 
 def get_spec(name: str, *, repo_id: str | None = None, revision: str | None = None) -> ModelSpec:
-    """Look a model up by name; ``repo_id``/``revision`` (or FOMM_REPO_ID/FOMM_REVISION)
-    point it at a mirror."""
+    """Look a model up by name; ``repo_id``/``revision`` (or the family's variables,
+    FOMM_REPO_ID/FOMM_REVISION or TPSMM_REPO_ID/TPSMM_REVISION) point it at a mirror."""
     try:
         spec = MODELS[name]
-    except KeyError as e:
+    except (KeyError, TypeError) as e:
         raise ModelNotFoundError(f"Unknown model {name!r}; choose one of: {', '.join(MODELS)}.") from e
-    repo_id = repo_id or os.environ.get(REPO_ENV) or spec.repo_id
-    revision = revision or os.environ.get(REVISION_ENV) or spec.revision
+    repo_env, revision_env = FAMILY_ENV[spec.family]
+    repo_id = repo_id or os.environ.get(repo_env) or spec.repo_id
+    revision = revision or os.environ.get(revision_env) or spec.revision
     return replace(spec, repo_id=repo_id, revision=revision)

@@ -13,12 +13,22 @@ PARITY = DATA / "parity"
 MANIFESTS = DATA / "manifests"
 # fixture name -> grid_sample align_corners it was recorded with
 PARITY_CASES = {"tiny-vox": False, "tiny-mgif": False, "tiny-vox-aligned": True}
+# TPSMM: recorded from the authors' code (../shared/tpsmm-reference), copied here
+TPSMM_PARITY = DATA / "tpsmm" / "parity"
+TPSMM_MANIFESTS = DATA / "tpsmm" / "manifests"
+TPSMM_CASES = ("tiny-tps-vox", "tiny-tps-mgif")
 
 
 @pytest.fixture(scope="session")
 def tiny_files() -> tuple[Path, Path]:
     """(config, checkpoint) of the tiny vox-like model."""
     return PARITY / "tiny-vox" / "config.yaml", PARITY / "tiny-vox" / "checkpoint.pth.tar"
+
+
+@pytest.fixture(scope="session")
+def tiny_tps_files() -> tuple[Path, Path]:
+    """(config, checkpoint) of the tiny TPSMM vox-like model (with an AVD network)."""
+    return TPSMM_PARITY / "tiny-tps-vox" / "config.yaml", TPSMM_PARITY / "tiny-tps-vox" / "checkpoint.pth.tar"
 
 
 @pytest.fixture(scope="session")

@@ -68,3 +68,45 @@ def test_upscaling_choice_follows_paste_back(page):
     page.locator("#paste-back input[type=checkbox]").check()
     page.wait_for_function("() => !document.querySelector('#upscale input[value=lanczos]').disabled",
                            timeout=10_000)
+
+
+@pytest.fixture(scope="module")
+def two_family_url(tiny_files, tiny_tps_files, face_weights):
+    """The demo serving a FOMM and a TPSMM checkpoint from local files."""
+    import app
+
+    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]),
+                           "--config", str(tiny_tps_files[0]), "--checkpoint", str(tiny_tps_files[1]),
+                           "--device", "cpu"])
+    args.port = None
+    demo = app.build_demo(args)
+    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+def test_pick_a_tpsmm_model_and_get_a_video(two_family_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(two_family_url)
+            avd = page.locator("#avd")
+            page.locator("#model input").wait_for(timeout=30_000)
+            assert not avd.is_visible()  # FOMM first: no AVD mode
+            page.locator("#model input").click()
+            page.get_by_role("option", name="TPSMM · checkpoint.pth.tar (2) (local)").click()
+            avd.wait_for(state="visible", timeout=10_000)
+            avd.locator("input[type=checkbox]").check()
+            page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
+            page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "nod.mp4"))
+            page.locator("#source img").wait_for(timeout=30_000)
+            page.locator("#driving video").wait_for(timeout=30_000)
+            page.get_by_label("Crop faces").uncheck()
+            page.locator("#animate").click()
+            page.wait_for_function(
+                "() => document.querySelector('#status textarea').value.includes('frames')", timeout=180_000)
+            assert page.locator("#result video").count() == 1
+            assert "frames at" in page.locator("#status textarea").input_value()
+        finally:
+            browser.close()

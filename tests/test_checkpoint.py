@@ -98,7 +98,7 @@ def test_missing_and_bad_config(tiny_files, tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(tmp_path / "bad.yaml", tiny_files[1])
     (tmp_path / "other.yaml").write_text("train_params: {}\n")
-    with pytest.raises(ConfigError, match="not a FOMM config"):
+    with pytest.raises(ConfigError, match="not a FOMM or TPSMM config"):
         load(tmp_path / "other.yaml", tiny_files[1])
 
 
@@ -117,3 +117,46 @@ def test_checkpoint_without_config_needs_one(tiny_files, tmp_path):
     shutil.copy(tiny_files[1], tmp_path / "c.pth.tar")
     with pytest.raises(InputError, match="needs its config"):
         fomm_space.load_model(checkpoint=tmp_path / "c.pth.tar")
+
+
+def test_legacy_checkpoint_cut_after_5000_bytes(tiny_files, tmp_path):
+    """The published (legacy, non-zip) format cut short: torch raised struct.error here,
+    which a list of exception types let through as a traceback."""
+    data = tiny_files[1].read_bytes()
+    assert not data.startswith(b"PK")  # the fixture is in the legacy format, as the published files
+    (tmp_path / "cut.pth.tar").write_bytes(data[:5000])
+    with pytest.raises(CheckpointError, match="can't be read"):
+        load(tiny_files[0], tmp_path / "cut.pth.tar")
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+def test_mutated_checkpoints_give_our_error_or_load(tiny_files, tmp_path, legacy):
+    """Seeded truncations, byte flips and block overwrites of both formats: each one loads
+    or raises a FommError with a one-line message; no other exception escapes."""
+    import io
+    import random
+
+    state = torch.load(tiny_files[1], map_location="cpu", weights_only=True)
+    buffer = io.BytesIO()
+    torch.save({k: state[k] for k in ("kp_detector", "generator")}, buffer,
+               _use_new_zipfile_serialization=not legacy)
+    data = buffer.getvalue()
+    rng = random.Random(1 + legacy)
+    path = tmp_path / "m.pth.tar"
+    for case in range(40):
+        kind = case % 3
+        if kind == 0:
+            mutated = data[:rng.randrange(len(data))]
+        elif kind == 1:
+            mutated = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                mutated[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        else:
+            mutated = bytearray(data)
+            start = rng.randrange(len(data))
+            mutated[start:start + 64] = bytes(rng.randrange(256) for _ in range(64))
+        path.write_bytes(bytes(mutated))
+        try:
+            load(tiny_files[0], path)
+        except fomm_space.FommError as e:
+            assert "\n" not in str(e).strip()

@@ -66,11 +66,14 @@ def test_bad_inputs_give_one_line_and_no_output(tiny_files, face_weights, media,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-def test_models_lists_all_eight():
+def test_models_lists_both_families():
     result = run("models")
     assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == [
-        "vox", "vox-adv", "taichi", "taichi-adv", "fashion", "mgif", "nemo", "bair"]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "First Order Motion Model (2019):" and lines[9] == "Thin-Plate Spline Motion Model (2022):"
+    assert [line.split()[0] for line in lines if line.startswith("  ")] == [
+        "vox", "vox-adv", "taichi", "taichi-adv", "fashion", "mgif", "nemo", "bair",
+        "tps-vox", "tps-taichi", "tps-ted", "tps-mgif"]
 
 
 def test_two_second_clip_with_sound_gives_playable_h264_with_sound_and_overlay(tiny_files, face_weights, media,

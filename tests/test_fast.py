@@ -5,7 +5,7 @@ import torch
 
 from fomm_space import fast
 from fomm_space.fast import Conv3x3, FastUpBlock, fold_batchnorm, optimize_for_inference
-from fomm_space.networks.blocks import DownBlock2d, ResBlock2d, UpBlock2d
+from fomm_space.layers import DownBlock2d, ResBlock2d, UpBlock2d
 
 
 def randomise_bn(module):

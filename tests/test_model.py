@@ -115,8 +115,7 @@ def test_model_without_jacobians_relative_motion():
     data["model_params"]["common_params"]["estimate_jacobian"] = False
     config = ModelConfig.from_dict(data)
     torch.manual_seed(0)
-    kp_detector, generator = config.build()
-    model = FommModel(kp_detector, generator, config, device="cpu")
+    model = FommModel(config.build(), config, device="cpu")
     rng = np.random.default_rng(0)
     src, drv = rng.random((64, 64, 3), dtype=np.float32), rng.random((3, 64, 64, 3), dtype=np.float32)
     batches = list(model.stream(src, drv, relative=True, adapt_scale=False))
@@ -130,8 +129,8 @@ def test_model_without_jacobians_relative_motion():
 
 def test_unoptimised_engine_agrees(case):
     model, expected = case
-    kp, gen = model.config.build(align_corners=model.generator.align_corners)
-    plain = FommModel(kp, gen, model.config, device="cpu", optimize=False)
+    fast = model.config.build(align_corners=model.networks.generator.align_corners)
+    plain = FommModel(fast, model.config, device="cpu", optimize=False)
     assert plain.animate(expected["source"], expected["driving"]).shape == expected["driving"].shape
 
 

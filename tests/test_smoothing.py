@@ -34,7 +34,7 @@ def test_smoothing_halves_output_jitter(tiny_model, monkeypatch):
     driving = np.repeat((rng.random((1, 64, 64, 3)) * 255).astype(np.uint8), 40, axis=0)  # a still clip
 
     def run(smoothing):
-        monkeypatch.setattr(tiny_model, "kp_detector", NoisyKeypoints(tiny_model.kp_detector.eval(), 0.03))
+        monkeypatch.setattr(tiny_model.networks, "kp_detector", NoisyKeypoints(tiny_model.networks.kp_detector, 0.03))
         try:
             return tiny_model.animate(source, driving, relative=False, adapt_scale=False, batch_size=4,
                                       smoothing=smoothing)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, warp
+from ...layers import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, warp
 from .dense_motion import DenseMotionNetwork
 
 

@@ -1,9 +1,10 @@
-"""Building blocks shared by the three FOMM networks.
+"""Building blocks shared by the networks of both model families (FOMM and TPSMM).
 
 Attribute names (``conv``, ``norm``, ``conv1``, ``norm2``, ``down.weight``, ...) are
-those of the published checkpoints, so their state dicts load unchanged.
-Images are NCHW float tensors; coordinates are normalised to [-1, 1] and stored
-last-axis as (x, y).
+those of the published checkpoints, so their state dicts load unchanged. FOMM's blocks
+normalise with BatchNorm (``norm="batch"``), TPSMM's with affine InstanceNorm
+(``norm="instance"``). Images are NCHW float tensors; coordinates are normalised to
+[-1, 1] and stored last-axis as (x, y).
 """
 
 from __future__ import annotations
@@ -51,31 +52,44 @@ def warp(image: torch.Tensor, grid: torch.Tensor, align_corners: bool) -> torch.
     return out.to(image.dtype)
 
 
-class _ConvNorm(nn.Module):
-    """A convolution and its BatchNorm, named ``conv`` and ``norm`` as in the checkpoints."""
+NORMS = ("batch", "instance")
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
+
+def make_norm(features: int, norm: str) -> nn.Module:
+    """Eval-mode BatchNorm (FOMM) or per-image affine InstanceNorm (TPSMM), eps 1e-5."""
+    if norm == "batch":
+        return nn.BatchNorm2d(features, affine=True)
+    if norm == "instance":
+        return nn.InstanceNorm2d(features, affine=True)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+class _ConvNorm(nn.Module):
+    """A convolution and its norm, named ``conv`` and ``norm`` as in the checkpoints."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1,
+                 norm: str = "batch"):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.norm = make_norm(out_features, norm)
 
 
 class SameBlock2d(_ConvNorm):
-    """conv -> BN -> ReLU, keeping the resolution."""
+    """conv -> norm -> ReLU, keeping the resolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(x)))
 
 
 class DownBlock2d(_ConvNorm):
-    """conv 3x3 -> BN -> ReLU -> 2x2 average pool."""
+    """conv 3x3 -> norm -> ReLU -> 2x2 average pool."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(F.relu(self.norm(self.conv(x))), 2)
 
 
 class UpBlock2d(_ConvNorm):
-    """Nearest x2 upsample -> conv 3x3 -> BN -> ReLU."""
+    """Nearest x2 upsample -> conv 3x3 -> norm -> ReLU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -83,14 +97,14 @@ class UpBlock2d(_ConvNorm):
 
 
 class ResBlock2d(nn.Module):
-    """Pre-activation residual block: BN -> ReLU -> conv -> BN -> ReLU -> conv, plus input."""
+    """Pre-activation residual block: norm -> ReLU -> conv -> norm -> ReLU -> conv, plus input."""
 
-    def __init__(self, in_features: int, kernel_size: int = 3, padding: int = 1):
+    def __init__(self, in_features: int, kernel_size: int = 3, padding: int = 1, norm: str = "batch"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
         self.conv2 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
-        self.norm1 = nn.BatchNorm2d(in_features, affine=True)
-        self.norm2 = nn.BatchNorm2d(in_features, affine=True)
+        self.norm1 = make_norm(in_features, norm)
+        self.norm2 = make_norm(in_features, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.norm1(x)))
@@ -102,11 +116,11 @@ class Encoder(nn.Module):
     """Hourglass encoder: ``num_blocks`` down blocks; returns every scale, input first."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256):
+                 max_features: int = 256, norm: str = "batch"):
         super().__init__()
         self.down_blocks = nn.ModuleList(
             DownBlock2d(in_features if i == 0 else min(max_features, block_expansion * 2 ** i),
-                        min(max_features, block_expansion * 2 ** (i + 1)))
+                        min(max_features, block_expansion * 2 ** (i + 1)), norm=norm)
             for i in range(num_blocks)
         )
 
@@ -121,34 +135,46 @@ class Decoder(nn.Module):
     """Hourglass decoder: up blocks, each followed by concatenation of the matching skip."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256):
+                 max_features: int = 256, norm: str = "batch"):
         super().__init__()
         self.up_blocks = nn.ModuleList(
             UpBlock2d((1 if i == num_blocks - 1 else 2) * min(max_features, block_expansion * 2 ** (i + 1)),
-                      min(max_features, block_expansion * 2 ** i))
+                      min(max_features, block_expansion * 2 ** i), norm=norm)
             for i in reversed(range(num_blocks))
         )
+        # channels of each level's output, lowest resolution first
+        self.level_filters = [2 * min(max_features, block_expansion * 2 ** i) for i in reversed(range(1, num_blocks))]
+        self.level_filters.append(block_expansion + in_features)
         self.out_filters = block_expansion + in_features
 
-    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
-        out = skips[-1]
+    def levels(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every level's output (up block, then its skip concatenated), lowest resolution first."""
+        out, outs = skips[-1], []
         for block, skip in zip(self.up_blocks, reversed(skips[:-1])):
             out = torch.cat([block(out), skip], dim=1)
-        return out
+            outs.append(out)
+        return outs
+
+    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        return self.levels(skips)[-1]
 
 
 class Hourglass(nn.Module):
     """U-Net style encoder/decoder; output has ``block_expansion + in_features`` channels."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256):
+                 max_features: int = 256, norm: str = "batch"):
         super().__init__()
-        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features)
-        self.decoder = Decoder(block_expansion, in_features, num_blocks, max_features)
+        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features, norm)
+        self.decoder = Decoder(block_expansion, in_features, num_blocks, max_features, norm)
         self.out_filters = self.decoder.out_filters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every decoder level's output, lowest resolution first (channels: ``level_filters``)."""
+        return self.decoder.levels(self.encoder(x))
 
 
 class AntiAliasInterpolation2d(nn.Module):
@@ -180,6 +206,6 @@ class AntiAliasInterpolation2d(nn.Module):
 
 
 __all__ = [
-    "AntiAliasInterpolation2d", "DownBlock2d", "Hourglass", "ResBlock2d", "SameBlock2d",
+    "AntiAliasInterpolation2d", "DownBlock2d", "Hourglass", "NORMS", "ResBlock2d", "SameBlock2d",
     "UpBlock2d", "kp2gaussian", "make_coordinate_grid", "warp",
 ]

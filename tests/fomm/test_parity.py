@@ -15,7 +15,8 @@ MODES = [(r, a) for r in (0, 1) for a in (0, 1)]
 
 def build(name, align_corners):
     folder = PARITY / name
-    kp_detector, generator = ModelConfig.from_yaml(folder / "config.yaml").build(align_corners=align_corners)
+    networks = ModelConfig.from_yaml(folder / "config.yaml").build(align_corners=align_corners)
+    kp_detector, generator = networks.kp_detector, networks.generator
     state = read_checkpoint(folder / "checkpoint.pth.tar")
     load_state(kp_detector, state["kp_detector"], part="kp_detector", source=name)
     load_state(generator, state["generator"], part="generator", source=name)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import AntiAliasInterpolation2d, Hourglass, kp2gaussian, make_coordinate_grid, warp
+from ...layers import AntiAliasInterpolation2d, Hourglass, kp2gaussian, make_coordinate_grid, warp
 
 
 class DenseMotionNetwork(nn.Module):

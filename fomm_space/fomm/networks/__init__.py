@@ -1,4 +1,4 @@
-"""The three FOMM networks, as plain ``nn.Module``s named as in the paper."""
+"""The three FOMM networks, as plain ``nn.Module``s named as in the paper (Siarohin et al., NeurIPS 2019)."""
 
 from .dense_motion import DenseMotionNetwork
 from .generator import OcclusionAwareGenerator

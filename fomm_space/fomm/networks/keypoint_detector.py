@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import AntiAliasInterpolation2d, Hourglass, make_coordinate_grid
+from ...layers import AntiAliasInterpolation2d, Hourglass, make_coordinate_grid
 
 
 class KPDetector(nn.Module):
