@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,17 +17,23 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="chromium is not installed (apt-get install chromium)")
 
 
-@pytest.fixture
-def page(app_url):
-    """A chromium page with the demo open."""
+@contextmanager
+def browser_page(url):
+    """A chromium page with the demo at ``url`` open."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.goto(app_url)
+            page.goto(url)
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(app_url):
+    with browser_page(app_url) as page:
+        yield page
 
 
 def test_upload_animate_and_see_the_result(page, tmp_path):
@@ -86,27 +93,21 @@ def two_family_url(tiny_files, tiny_tps_files, face_weights):
 
 
 def test_pick_a_tpsmm_model_and_get_a_video(two_family_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.goto(two_family_url)
-            avd = page.locator("#avd")
-            page.locator("#model input").wait_for(timeout=30_000)
-            assert not avd.is_visible()  # FOMM first: no AVD mode
-            page.locator("#model input").click()
-            page.get_by_role("option", name="TPSMM · checkpoint.pth.tar (2) (local)").click()
-            avd.wait_for(state="visible", timeout=10_000)
-            avd.locator("input[type=checkbox]").check()
-            page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
-            page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "nod.mp4"))
-            page.locator("#source img").wait_for(timeout=30_000)
-            page.locator("#driving video").wait_for(timeout=30_000)
-            page.get_by_label("Crop faces").uncheck()
-            page.locator("#animate").click()
-            page.wait_for_function(
-                "() => document.querySelector('#status textarea').value.includes('frames')", timeout=180_000)
-            assert page.locator("#result video").count() == 1
-            assert "frames at" in page.locator("#status textarea").input_value()
-        finally:
-            browser.close()
+    with browser_page(two_family_url) as page:
+        avd = page.locator("#avd")
+        page.locator("#model input").wait_for(timeout=30_000)
+        assert not avd.is_visible()  # FOMM first: no AVD mode
+        page.locator("#model input").click()
+        page.get_by_role("option", name="TPSMM · checkpoint.pth.tar (2) (local)").click()
+        avd.wait_for(state="visible", timeout=10_000)
+        avd.locator("input[type=checkbox]").check()
+        page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
+        page.locator("#driving input[type=file]").set_input_files(str(EXAMPLES / "nod.mp4"))
+        page.locator("#source img").wait_for(timeout=30_000)
+        page.locator("#driving video").wait_for(timeout=30_000)
+        page.get_by_label("Crop faces").uncheck()
+        page.locator("#animate").click()
+        page.wait_for_function(
+            "() => document.querySelector('#status textarea').value.includes('frames')", timeout=180_000)
+        assert page.locator("#result video").count() == 1
+        assert "frames at" in page.locator("#status textarea").input_value()

@@ -3,6 +3,8 @@ within the tolerances measured in the reference (keypoints 2e-5; dense motion an
 inpainting fed the recorded keypoints 3e-4, their internals 2e-5; end to end 3e-3 at
 most and 2e-5 on average)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,8 @@ from fomm_space.config import ModelConfig
 from tests.conftest import TPSMM_CASES, TPSMM_PARITY
 
 MODES = {"standard": dict(relative=False), "relative": dict(relative=True), "avd": dict(avd=True)}
+# FOMM_TEST_DEVICE=cuda runs the engine's parity tests on a GPU (fp32 there too).
+DEVICE = os.environ.get("FOMM_TEST_DEVICE", "cpu")
 
 
 def networks_of(name):
@@ -89,7 +93,7 @@ def test_thin_plate_spline_parameters(name):
 def engine_case(request):
     folder = TPSMM_PARITY / request.param
     model = fomm_space.load_model(config=folder / "config.yaml", checkpoint=folder / "checkpoint.pth.tar",
-                                  device="cpu", precision="fp32")
+                                  device=DEVICE, precision="fp32")
     return model, np.load(folder / "expected.npz")
 
 
@@ -130,11 +134,11 @@ def test_relative_mode_without_scale_adaptation_moves_by_the_plain_displacement(
 
 
 @pytest.mark.parametrize("name", TPSMM_CASES)
-@pytest.mark.parametrize("precision", ["bf16", "auto"])
+@pytest.mark.parametrize("precision", ["fp16" if DEVICE.startswith("cuda") else "bf16", "auto"])
 def test_reduced_precision_keeps_the_picture(name, precision):
     folder = TPSMM_PARITY / name
     model = fomm_space.load_model(config=folder / "config.yaml", checkpoint=folder / "checkpoint.pth.tar",
-                                  device="cpu", precision=precision)
+                                  device=DEVICE, precision=precision)
     expected = np.load(folder / "expected.npz")
     out = model.animate(expected["source"], expected["driving"])
     mse = float(np.mean((out.astype(np.float64) - expected["prediction_relative"]) ** 2))
