@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import FommError, InputError
 
 
 def as_float_rgb(image: np.ndarray, *, what: str = "image") -> np.ndarray:
@@ -80,8 +80,12 @@ def read_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
                          "Scale it down and try again.") from e
     except UnidentifiedImageError as e:
         raise InputError(f"{path} is not an image that can be read; use a PNG or JPEG photo.") from e
-    except OSError as e:
-        raise InputError(f"{path} can't be read as an image ({e}).") from e
+    except FommError:
+        raise
+    except MemoryError as e:
+        raise InputError(f"{path} can't be read: decoding it ran out of memory (a damaged or hostile file).") from e
+    except Exception as e:  # whatever Pillow's decoders raise on a damaged file
+        raise InputError(f"{path} can't be read as an image ({type(e).__name__}); use a PNG or JPEG photo.") from e
 
 
 def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -42,12 +42,12 @@ class VideoInfo:
 
 def _is_still_image(path: Path) -> bool:
     """True for a photo (one frame), which ffmpeg would otherwise read as a 1-frame video."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
             return getattr(img, "n_frames", 1) <= 1
-    except (UnidentifiedImageError, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - not an image Pillow reads: ffmpeg decides
         return False
 
 
@@ -64,9 +64,23 @@ def _open_reader(path: Path):
     try:
         gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(gen)
-    except (OSError, RuntimeError, StopIteration, ValueError) as e:
+        meta["size"] = tuple(int(v) for v in meta["size"])
+        if len(meta["size"]) != 2 or min(meta["size"]) < 1:
+            raise ValueError(f"frame size {meta['size']}")
+    except MemoryError as e:
+        raise InputError(f"{path.name} can't be read: decoding it ran out of memory.") from e
+    except Exception as e:  # whatever ffmpeg's reader raises on a damaged file
         raise InputError(f"{path.name} can't be read as a video; use an mp4, mov, webm or gif file.") from e
     return gen, meta
+
+
+def _number(value: object) -> float:
+    """A finite, non-negative float from ffmpeg's metadata, else 0."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return number if np.isfinite(number) and number > 0 else 0.0
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -78,17 +92,16 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     gen, meta = _open_reader(path)
     gen.close()
-    fps = float(meta.get("fps") or 0)
-    fps = fps if np.isfinite(fps) and fps > 0 else 25.0
-    size = tuple(int(v) for v in meta.get("size") or (0, 0))
+    fps, duration = _number(meta.get("fps")), _number(meta.get("duration"))
+    fps = fps if fps > 0 else 25.0
+    size = meta["size"]
     if max(size) > MAX_SIDE:
         raise InputError(f"{path.name} is {size[0]}x{size[1]} pixels; the limit is {MAX_SIDE} on either side. "
                          "Scale the video down (720p is plenty: faces are cropped to 256x256).")
     if fps > MAX_FPS:
         raise InputError(f"{path.name} has {fps:g} frames per second; the limit is {MAX_FPS:g}. "
                          "Convert it to 30 fps and try again.")
-    duration = float(meta.get("duration") or 0)
-    count = int(round(duration * fps)) if duration else None
+    count = int(round(duration * fps)) if duration > 0 else None
     return VideoInfo(fps=fps, size=size, duration=duration, frame_count=count,  # type: ignore[arg-type]
                      has_audio=bool(meta.get("audio_codec")))
 
@@ -114,7 +127,9 @@ def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 
             count += 1
             if (count - 1) % step == 0:
                 yield frame.reshape(height, width, 3)
-    except (OSError, RuntimeError) as e:
+    except MemoryError as e:
+        raise InputError(f"{path.name} can't be read: decoding it ran out of memory.") from e
+    except Exception as e:  # whatever ffmpeg's reader raises mid-stream
         raise InputError(f"{path.name} is damaged: decoding stopped after {count} frames.") from e
     finally:
         gen.close()
