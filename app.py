@@ -165,8 +165,6 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             raise gr.Error("Please give a source photo (upload, webcam or paste).")
         if not driving:
             raise gr.Error("Please give a driving video (upload or webcam).")
-        if model not in families:
-            raise gr.Error(f"Unknown model; choose one of: {', '.join(families)}.")
         if avd and families[model] != "tpsmm":
             raise gr.Error("The AVD mode exists only for TPSMM models; untick it or choose a TPSMM model.")
         options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),

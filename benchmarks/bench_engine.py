@@ -159,7 +159,8 @@ def main() -> None:
 
 
     if args.request:
-        whole_request(models[args.precisions[0]], args.frames, args.batch_size, sync)
+        first = next(p for p in args.precisions if p in models)  # the first precision this device has
+        whole_request(models[first], args.frames, args.batch_size, sync)
 
 
 def whole_request(model, frames: int, batch_size: int | None, sync) -> None:

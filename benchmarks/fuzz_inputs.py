@@ -157,6 +157,7 @@ def run_case(seeds: dict[str, Path], model, rng: random.Random, work: Path) -> t
             photo, clip = (target, seeds["clip.mp4"]) if name.startswith("photo") else (seeds["photo.png"], target)
             animate_files(model, photo, clip, out / "out.mp4", options=AnimationOptions(crop=False, max_seconds=5),
                           overlay=out / "overlay.mp4")
+            assert (out / "out.mp4").stat().st_size > 0, f"{name}/{kind}: reported done, but no video"
         outcome = "ok"
     except FommError as e:
         message = str(e).strip()

@@ -11,8 +11,10 @@ from torch import nn
 
 from .errors import CheckpointError
 
-FAMILY_PARTS = {"fomm": ("kp_detector", "generator"),
-                "tpsmm": ("kp_detector", "dense_motion_network", "inpainting_network")}
+# family -> (state dicts a checkpoint must hold, those read when present); the names are
+# the attributes of the family's networks (fomm_space/*/family.py)
+LAYOUTS = {"fomm": (("kp_detector", "generator"), ()),
+           "tpsmm": (("kp_detector", "dense_motion_network", "inpainting_network"), ("avd_network",))}
 CONFIGS = {"fomm": "a FOMM config such as config/vox-256.yaml", "tpsmm": "a TPSMM config such as config/tps-vox-256.yaml"}
 
 
@@ -28,15 +30,16 @@ def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
 def family_of_checkpoint(data: object) -> str | None:
     """``"fomm"``, ``"tpsmm"`` or ``None``: the family whose state dicts ``data`` holds."""
     if isinstance(data, dict):
-        for family, parts in FAMILY_PARTS.items():
+        for family, (parts, _) in LAYOUTS.items():
             if all(isinstance(data.get(p), dict) for p in parts):
                 return family
     return None
 
 
-def read_checkpoint(path: str | Path, *, sha256: str | None = None, parts: tuple[str, ...] = FAMILY_PARTS["fomm"],
-                    optional: tuple[str, ...] = ()) -> dict[str, dict[str, torch.Tensor]]:
-    """Load the state dicts ``parts`` (and those of ``optional`` that it has) of a checkpoint.
+def read_checkpoint(path: str | Path, *, family: str = "fomm", sha256: str | None = None
+                    ) -> dict[str, dict[str, torch.Tensor]]:
+    """Load the state dicts of a ``family`` checkpoint (see :data:`LAYOUTS`): the required
+    ones, and the optional ones the file has.
 
     The file is read with ``torch.load(weights_only=True)`` on the CPU: a pickle that
     would run code is refused. Other entries (discriminator, optimisers, epoch) are
@@ -67,16 +70,15 @@ def read_checkpoint(path: str | Path, *, sha256: str | None = None, parts: tuple
     except Exception as e:  # whatever torch's readers raise on a damaged file
         raise CheckpointError(f"Checkpoint {path} can't be read: the file is truncated or not a PyTorch "
                               f"checkpoint ({type(e).__name__}). Delete it and download it again.") from e
+    parts, optional = LAYOUTS[family]
     if not isinstance(data, dict) or not all(isinstance(data.get(p), dict) for p in parts):
-        wanted = next((f for f, ps in FAMILY_PARTS.items() if ps == parts), None)
         found_family = family_of_checkpoint(data)
-        if found_family is not None and wanted is not None and found_family != wanted:
+        if found_family is not None and found_family != family:
             raise CheckpointError(f"Checkpoint {path} is a {found_family.upper()} checkpoint, but the config is a "
-                                  f"{wanted.upper()} one: use {CONFIGS[found_family]}.")
+                                  f"{family.upper()} one: use {CONFIGS[found_family]}.")
         found = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        label = wanted.upper() if wanted else "model"
         names = [repr(p) for p in parts]
-        raise CheckpointError(f"Checkpoint {path} is not a {label} checkpoint: it needs "
+        raise CheckpointError(f"Checkpoint {path} is not a {family.upper()} checkpoint: it needs "
                               f"{', '.join(names[:-1])} and {names[-1]} state dicts, found {found or 'nothing'}.")
     return {part: _strip_prefix(data[part]) for part in (*parts, *optional) if isinstance(data.get(part), dict)}
 

@@ -111,12 +111,18 @@ def _animate(args: argparse.Namespace) -> int:
                                smoothing=args.smooth, avd=args.avd)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
+    if args.avd:  # before any download: the family is in the registry or the config
+        from .config import ModelConfig
+
+        family = ModelConfig.from_yaml(args.config).family if args.config else \
+            MODELS[args.model or DEFAULT_MODEL].family
+        if family != "tpsmm":
+            return _fail(f"--avd needs a TPSMM model (tps-*); this one is {family.upper()}. Drop --avd.", 2)
     model = load_model(args.model, config=args.config, checkpoint=args.checkpoint, device=args.device,
                        precision=args.precision, align_corners=args.align_corners, repo_id=args.repo_id,
                        revision=args.revision)
     if args.avd and not model.has_avd:
-        return _fail(f"--avd needs a TPSMM model with an AVD network; {model.name} ({model.family.upper()}) has "
-                     "none. Drop --avd.", 2)
+        return _fail(f"--avd needs a TPSMM checkpoint with an AVD network; {model.name} has none. Drop --avd.", 2)
     with _ProgressBars() as progress:
         report = animate_files(model, args.source, args.driving, args.output, options=options,
                                overlay=args.overlay, preview=args.preview, progress=progress)

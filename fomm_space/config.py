@@ -18,7 +18,6 @@ import yaml
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-FAMILIES = ("fomm", "tpsmm")
 # Bounds for the integer model parameters: far above every published model, low
 # enough that a mistyped number fails here instead of allocating terabytes.
 MAX_FEATURES = 4096
@@ -99,9 +98,7 @@ class ModelConfig:
     common_params: dict[str, Any]
     source: str = field(default="<dict>", compare=False)
 
-    family: ClassVar[str] = ""
-    checkpoint_parts: ClassVar[tuple[str, ...]] = ()   # state dicts a checkpoint must hold
-    optional_parts: ClassVar[tuple[str, ...]] = ()     # read when present
+    family: ClassVar[str] = ""   # "fomm" or "tpsmm": also the checkpoint layout (checkpoint.LAYOUTS)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,4 +159,4 @@ def _family_class(family: str) -> type[ModelConfig]:
     return FommConfig
 
 
-__all__ = ["CONFIG_DIR", "FAMILIES", "ModelConfig", "family_of"]
+__all__ = ["CONFIG_DIR", "ModelConfig", "family_of"]

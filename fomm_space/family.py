@@ -17,6 +17,12 @@ from .errors import InputError
 from .motion import Keypoints, transfer_motion
 
 
+def no_avd_message(family: str) -> str:
+    """What a user is told when asking the AVD mode of a model without an AVD network."""
+    return (f"This {family.upper()} model has no AVD network (only TPSMM checkpoints with one have it); "
+            "animate without the AVD mode (relative or standard motion).")
+
+
 class MotionFamily(nn.Module):
     """The inference networks of one model, as plain modules (no device code).
 
@@ -46,10 +52,10 @@ class MotionFamily(nn.Module):
 
     def transfer(self, kp_source: Keypoints, kp_driving: Keypoints, kp_initial: Keypoints, *,
                  relative: bool, adapt_scale: bool, scale: float | None, avd: bool = False) -> Keypoints:
-        """Keypoints for the source (see :func:`~fomm_space.motion.transfer_motion`)."""
+        """Keypoints for the source (see :func:`~fomm_space.motion.transfer_motion`);
+        ``avd`` needs :attr:`has_avd`."""
         if avd:
-            raise InputError(f"This {self.family.upper()} model has no AVD network; animate without avd "
-                             "(relative or absolute motion).")
+            raise InputError(no_avd_message(self.family))
         return transfer_motion(kp_source, kp_driving, kp_initial, relative=relative, adapt_scale=adapt_scale,
                                scale=scale)
 

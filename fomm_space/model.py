@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_state, read_checkpoint
+from .checkpoint import LAYOUTS, load_state, read_checkpoint
 from .config import ModelConfig
 from .device import exact_fp32, select_device, select_dtype
 from .errors import InputError
-from .family import MotionFamily
+from .family import MotionFamily, no_avd_message
 from .frames import as_float_rgb
 from .motion import Keypoints, movement_scale
 from .options import DEFAULTS
@@ -81,8 +81,6 @@ class AnimationModel:
         self.config = config
         self.name = name or Path(config.source).stem
         self.family = networks.family
-        if getattr(networks, "dense_motion", True) is None:
-            raise InputError(f"{config.source}: a generator without dense_motion_params can't animate.")
         networks = networks.eval()
         if optimize:
             networks = networks.optimized(cpu=self.device.type == "cpu")
@@ -99,6 +97,11 @@ class AnimationModel:
     def has_avd(self) -> bool:
         """Whether ``avd=True`` works (TPSMM checkpoints with an AVD network)."""
         return self.networks.has_avd
+
+    def check_avd(self, avd: bool) -> None:
+        """:class:`InputError` if ``avd`` is asked of a model without an AVD network."""
+        if avd and not self.has_avd:
+            raise InputError(no_avd_message(self.family))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -169,9 +172,7 @@ class AnimationModel:
         Yields:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
-        if avd and not self.has_avd:
-            raise InputError(f"The model {self.name} ({self.family.upper()}) has no AVD network; animate without "
-                             "avd (relative or standard motion).")
+        self.check_avd(avd)
         prepared = self.prepare_source(source)
         if reference is not None:
             frames = driving
@@ -316,8 +317,8 @@ def load_model(name: str | None = None, *, config: str | Path | ModelConfig | No
     cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_yaml(config)
     select_dtype(precision, select_device(device))  # fail on a bad option before the slow part
     networks = cfg.build(align_corners=align_corners)
-    state = read_checkpoint(checkpoint, sha256=sha256, parts=cfg.checkpoint_parts, optional=cfg.optional_parts)
-    for part in (*cfg.checkpoint_parts, *cfg.optional_parts):
+    state = read_checkpoint(checkpoint, family=cfg.family, sha256=sha256)
+    for part in (part for parts in LAYOUTS[cfg.family] for part in parts):
         if part in state:
             load_state(getattr(networks, part), state[part], part=part, source=str(checkpoint))
         else:  # an optional network the file lacks is absent, never left at random weights

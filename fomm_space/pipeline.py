@@ -184,9 +184,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     _validate(options)
     if options.best_frame is not None and options.find_best_frame:
         raise InputError("Give either a best frame index or find_best_frame, not both.")
-    if options.avd and not model.has_avd:
-        raise InputError(f"The AVD mode needs a TPSMM model with an AVD network; {model.name} "
-                         f"({model.family.upper()}) has none.")
+    model.check_avd(options.avd)
     _check_folders(output, overlay, preview)
     image = read_image(str(source))
     info = probe(driving)

@@ -23,7 +23,6 @@ class FommConfig(ModelConfig):
     generator_params: dict[str, Any] = field(default_factory=dict)
 
     family: ClassVar[str] = "fomm"
-    checkpoint_parts: ClassVar[tuple[str, ...]] = ("kp_detector", "generator")
 
     @property
     def num_kp(self) -> int:
@@ -44,12 +43,13 @@ class FommConfig(ModelConfig):
             check_number(sections[name], "scale_factor", where, 0, 1)
         check_number(sections["kp_detector_params"], "temperature", f"{source}: kp_detector_params", 0, 1e6)
         dense = sections["generator_params"].get("dense_motion_params")
-        if dense is not None and not isinstance(dense, dict):
-            raise ConfigError(f"{source}: generator_params.dense_motion_params must be a mapping.")
+        if not isinstance(dense, dict):
+            raise ConfigError(f"{source}: generator_params.dense_motion_params is missing: a generator without "
+                              "dense motion can't animate.")
         for key in ("block_expansion", "max_features"):
-            check_int(dense or {}, key, f"{source}: dense_motion_params", 1, MAX_FEATURES)
-        check_int(dense or {}, "num_blocks", f"{source}: dense_motion_params", 1, MAX_BLOCKS)
-        check_number(dense or {}, "scale_factor", f"{source}: dense_motion_params", 0, 1)
+            check_int(dense, key, f"{source}: dense_motion_params", 1, MAX_FEATURES)
+        check_int(dense, "num_blocks", f"{source}: dense_motion_params", 1, MAX_BLOCKS)
+        check_number(dense, "scale_factor", f"{source}: dense_motion_params", 0, 1)
         return cls(frame_shape=frame_shape_of(data, source), common_params=sections["common_params"],
                    kp_detector_params=sections["kp_detector_params"],
                    generator_params=sections["generator_params"], source=source)

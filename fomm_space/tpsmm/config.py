@@ -30,8 +30,6 @@ class TpsmmConfig(ModelConfig):
     avd_network_params: dict[str, Any] = field(default_factory=dict)
 
     family: ClassVar[str] = "tpsmm"
-    checkpoint_parts: ClassVar[tuple[str, ...]] = ("kp_detector", "dense_motion_network", "inpainting_network")
-    optional_parts: ClassVar[tuple[str, ...]] = ("avd_network",)
 
     @property
     def num_tps(self) -> int:

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
 from ..family import MotionFamily
 from ..fast import fold_batchnorm, rewrite_blocks
 from ..motion import Keypoints
@@ -53,10 +52,7 @@ class TpsmmNetworks(MotionFamily):
         relative (the source moved by the driving displacement from the reference frame,
         times ``scale``; the authors always scale, ``adapt_scale=False`` gives scale 1)
         and standard (the driving keypoints as they are)."""
-        if avd:
-            if self.avd_network is None:
-                raise InputError("This TPSMM checkpoint has no AVD network; animate without avd "
-                                 "(relative or standard motion).")
+        if avd and self.avd_network is not None:
             return {"value": self.avd_network(kp_source["value"].float(), kp_driving["value"].float())}
         return super().transfer(kp_source, kp_driving, kp_initial, relative=relative, adapt_scale=adapt_scale,
                                 scale=scale)

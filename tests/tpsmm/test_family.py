@@ -167,3 +167,8 @@ def test_cli_lists_both_families_and_runs_avd(tiny_files, tiny_tps_files, media,
                "--avd", "--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu")
     assert fomm.returncode == 2 and "--avd needs a TPSMM model" in fomm.stderr
     assert len(fomm.stderr.strip().splitlines()) == 1 and not (tmp_path / "f.mp4").exists()
+    # A published FOMM model is refused before anything is downloaded (offline here).
+    hub = cli("animate", "--source", photo, "--driving", clip, "--output", tmp_path / "h.mp4", "--model", "vox",
+              "--avd")
+    assert hub.returncode == 2 and hub.stderr.strip() == "error: --avd needs a TPSMM model (tps-*); this one is " \
+        "FOMM. Drop --avd."

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from fomm_space.checkpoint import LAYOUTS
 from fomm_space.config import ModelConfig
 from fomm_space.registry import MODELS
 from fomm_space.tpsmm import TpsmmConfig
@@ -25,7 +26,7 @@ def test_state_dicts_match_published_checkpoint(spec):
         module = getattr(networks, part)
         assert {k: list(v.shape) for k, v in module.state_dict().items()} == manifest[part], part
         assert sum(p.numel() for p in module.parameters()) == manifest["param_counts"][part]
-    assert set(config.checkpoint_parts) | set(config.optional_parts) == set(manifest["inference_networks"])
+    assert {p for parts in LAYOUTS["tpsmm"] for p in parts} == set(manifest["inference_networks"])
 
 
 def test_every_published_config_is_registered():

@@ -23,8 +23,7 @@ def networks_of(name):
     folder = TPSMM_PARITY / name
     config = ModelConfig.from_yaml(folder / "config.yaml")
     networks = config.build()
-    state = read_checkpoint(folder / "checkpoint.pth.tar", parts=config.checkpoint_parts,
-                            optional=config.optional_parts)
+    state = read_checkpoint(folder / "checkpoint.pth.tar", family="tpsmm")
     for part, weights in state.items():
         load_state(getattr(networks, part), weights, part=part, source=name)
     return networks.eval(), np.load(folder / "expected.npz")
