@@ -2,20 +2,23 @@
 result or one of our errors with a one-line message, within a time bound, leaving no
 file behind.
 
-    python benchmarks/fuzz_inputs.py [--cases 3000] [--seed 0]
+    python benchmarks/fuzz_inputs.py [--cases 3000] [--seed 0] [--cli-every 50] [--app-every 10]
 
 Seeds (made here): photos (PNG, JPEG with EXIF rotation, WebP, GIF, 16-bit PNG), driving
 clips (mp4 with sound, webm, mov, gif), checkpoints (legacy and zip formats) and a config.
 Mutations: truncation, bit flips, block overwrites, empty files, one format's header on
 another's body, huge declared sizes; for the config also wrong types, missing keys, huge
 numbers and alias bombs. Photos and clips go through ``animate_files`` (tiny model, crop
-off), checkpoints and configs through ``load_model``. Prints counts and peak memory.
+off), checkpoints and configs through ``load_model``; every ``--cli-every``-th case goes
+through the CLI instead (one stderr line and a non-zero exit, or a video), and every
+``--app-every``-th photo or clip through the web app's API (our message, or a video).
+Each case's memory growth is measured (the peak RSS of the case, reset before it) and
+must stay under 2 GiB. Prints counts, peak memory and the largest growth of a case.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import resource
 import signal
@@ -36,6 +39,7 @@ from fomm_space.video import VideoWriter, ffmpeg_exe  # noqa: E402
 
 TINY = ROOT / "tests" / "data" / "parity" / "tiny-vox"
 CASE_SECONDS = 60
+CASE_MEMORY = 2 << 30  # bytes a case may add to the process's resident memory
 HEADERS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP",
            b"\x00\x00\x00\x20ftypisom", b"\x1a\x45\xdf\xa3", b"PK\x03\x04", b"\x80\x02")
 YAML_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -131,10 +135,88 @@ def _alarm(signum, frame):
     raise CaseTimeout()
 
 
-def run_case(seeds: dict[str, Path], model, rng: random.Random, work: Path) -> tuple[str, str]:
-    """Mutate one seed and run it; returns (seed name, "ok" | "refused"). Raises
-    AssertionError for anything else: another exception, a hang, a leftover file or a
-    message over one line."""
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_memory() -> int | None:
+    """Reset this process's peak RSS (Linux ``clear_refs``); returns the RSS now, in
+    bytes, or None where that can't be done."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return None
+    rss = _rss_kib("VmRSS")
+    return rss * 1024 if rss is not None else None
+
+
+def peak_memory() -> int | None:
+    """This process's peak RSS since the last :func:`reset_peak_memory`, in bytes."""
+    peak = _rss_kib("VmHWM")
+    return peak * 1024 if peak is not None else None
+
+
+class AppRoute:
+    """The web app (tiny model) served on loopback, called through gradio_client."""
+
+    def __init__(self):
+        import app
+
+        args = app.parse_args(["--config", str(TINY / "config.yaml"), "--checkpoint",
+                               str(TINY / "checkpoint.pth.tar"), "--device", "cpu", "--keep-minutes", "1"])
+        args.port = None
+        self.demo = app.build_demo(args)
+        app.launch(self.demo, args, prevent_thread_lock=True, quiet=True)
+
+    def animate(self, photo: Path, clip: Path) -> str:
+        """"ok", or "refused" with our message; raises AssertionError otherwise."""
+        from gradio_client import Client, handle_file
+        from gradio_client.exceptions import AppError
+
+        try:
+            Client(self.demo.local_url, verbose=False).predict(
+                source=handle_file(str(photo)), driving=handle_file(str(clip)), relative=True, adapt_scale=True,
+                crop_faces=False, find_best_frame=False, max_seconds=5, api_name="/animate")
+            return "ok"
+        except AppError as e:
+            message = str(e).strip()
+            assert message and "\n" not in message and "has raised an exception" not in message, \
+                f"the app gave no message of ours: {message!r}"
+            return "refused"
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def _run_cli(config: Path, checkpoint: Path, photo: Path, clip: Path, out: Path) -> str:
+    """The CLI on one case: "ok" (exit 0 and a video) or "refused" (one stderr line
+    naming the problem, a non-zero exit, no output)."""
+    cmd = [sys.executable, "-m", "fomm_space", "animate", "--config", str(config), "--checkpoint",
+           str(checkpoint), "--source", str(photo), "--driving", str(clip), "--output", str(out / "out.mp4"),
+           "--overlay", str(out / "overlay.mp4"), "--no-crop", "--max-seconds", "5", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_SECONDS, cwd=ROOT)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode == 0:
+        assert (out / "out.mp4").stat().st_size > 0, "the CLI exited 0 without a video"
+        return "ok"
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"the CLI's stderr: {done.stderr[-2000:]!r}"
+    return "refused"
+
+
+def run_case(seeds: dict[str, Path], model, rng: random.Random, work: Path, route: str = "library",
+             app: AppRoute | None = None) -> tuple[str, str]:
+    """Mutate one seed and run it through ``route`` ("library", "cli" or "app"; the app
+    takes photos and clips only, others go to the library); returns (seed name, "ok" |
+    "refused"). Raises AssertionError for anything else: another exception, a hang, a
+    leftover file, a message over one line, or more than CASE_MEMORY of memory."""
     name = rng.choice(sorted(seeds))
     work.mkdir(parents=True, exist_ok=True)
     target = work / ("in" + Path(name).suffix)
@@ -146,36 +228,67 @@ def run_case(seeds: dict[str, Path], model, rng: random.Random, work: Path) -> t
         target.write_bytes(data)
     out = work / "out"
     out.mkdir(exist_ok=True)
+    model_case = name.endswith((".yaml", ".pth.tar"))
+    if route == "app" and model_case:
+        route = "library"
+    config, checkpoint = TINY / "config.yaml", TINY / "checkpoint.pth.tar"
+    if model_case:
+        config, checkpoint = (target, checkpoint) if name.endswith(".yaml") else (config, target)
+    photo, clip = seeds["photo.png"], seeds["clip.mp4"]
+    if not model_case:
+        photo, clip = (target, clip) if name.startswith("photo") else (photo, target)
+    label = f"{name}/{kind} via {route}"
+    base = reset_peak_memory() if route == "library" else None
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(CASE_SECONDS)
     try:
-        if name.endswith((".yaml", ".pth.tar")):
-            config, checkpoint = (target, TINY / "checkpoint.pth.tar") if name.endswith(".yaml") else \
-                (TINY / "config.yaml", target)
+        if route == "cli":
+            outcome = _run_cli(config, checkpoint, photo, clip, out)
+        elif route == "app":
+            outcome = app.animate(photo, clip)
+        elif model_case:
             load_model(config=config, checkpoint=checkpoint, device="cpu")
+            outcome = "ok"
         else:
-            photo, clip = (target, seeds["clip.mp4"]) if name.startswith("photo") else (seeds["photo.png"], target)
             animate_files(model, photo, clip, out / "out.mp4", options=AnimationOptions(crop=False, max_seconds=5),
                           overlay=out / "overlay.mp4")
-            assert (out / "out.mp4").stat().st_size > 0, f"{name}/{kind}: reported done, but no video"
-        outcome = "ok"
+            assert (out / "out.mp4").stat().st_size > 0, f"{label}: reported done, but no video"
+            outcome = "ok"
     except FommError as e:
         message = str(e).strip()
-        assert message and "\n" not in message, f"{name}/{kind}: message of several lines: {message!r}"
+        assert message and "\n" not in message, f"{label}: message of several lines: {message!r}"
         outcome = "refused"
-        assert not any(out.iterdir()), f"{name}/{kind}: files left after a refusal: {list(out.iterdir())}"
     except CaseTimeout:
-        raise AssertionError(f"{name}/{kind}: no answer within {CASE_SECONDS} s") from None
+        raise AssertionError(f"{label}: no answer within {CASE_SECONDS} s") from None
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{label}: no answer within {CASE_SECONDS} s") from None
+    except AssertionError as e:
+        raise AssertionError(f"{label}: {e}") from e
     except Exception as e:
-        raise AssertionError(f"{name}/{kind}: unexpected {type(e).__name__}: {e}") from e
+        raise AssertionError(f"{label}: unexpected {type(e).__name__}: {e}") from e
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    if outcome == "refused":
+        assert not any(out.iterdir()), f"{label}: files left after a refusal: {list(out.iterdir())}"
+    if base is not None:
+        grown = peak_memory() - base
+        run_case.largest_growth = max(getattr(run_case, "largest_growth", 0), grown)
+        assert grown < CASE_MEMORY, f"{label}: the case took {grown / 2**30:.1f} GiB"
     for path in out.iterdir():
         path.unlink()
     leftovers = [p for p in work.iterdir() if p.name.startswith(".")]
-    assert not leftovers, f"{name}/{kind}: temporary files left: {leftovers}"
+    assert not leftovers, f"{label}: temporary files left: {leftovers}"
     return name, outcome
+
+
+def route_of(case: int, cli_every: int, app_every: int) -> str:
+    """Which entry point case number ``case`` goes through."""
+    if cli_every and case % cli_every == cli_every - 1:
+        return "cli"
+    if app_every and case % app_every == app_every - 1:
+        return "app"
+    return "library"
 
 
 def main() -> None:
@@ -184,27 +297,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cli-every", type=int, default=50, help="every N-th case through the CLI (0: none)")
+    parser.add_argument("--app-every", type=int, default=10, help="every N-th case through the app's API (0: none)")
     args = parser.parse_args()
     model = load_model(config=TINY / "config.yaml", checkpoint=TINY / "checkpoint.pth.tar", device="cpu")
     rng = random.Random(args.seed)
     counts: Counter = Counter()
     failures = []
     t0 = time.perf_counter()
+    app = AppRoute() if args.app_every else None
     with tempfile.TemporaryDirectory() as tmp:
         seeds = make_seeds(Path(tmp) / "seeds")
         for i in range(args.cases):
+            route = route_of(i, args.cli_every, args.app_every)
             try:
-                name, outcome = run_case(seeds, model, rng, Path(tmp) / "work")
+                name, outcome = run_case(seeds, model, rng, Path(tmp) / "work", route, app)
                 counts[outcome] += 1
                 counts[name] += 1
+                counts["via " + route] += 1
             except AssertionError as e:
                 failures.append(f"case {i}: {e}")
                 print(failures[-1], flush=True)
+    if app is not None:
+        app.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.cases} cases (seed {args.seed}) in {time.perf_counter() - t0:.0f} s: {counts['ok']} valid, "
           f"{counts['refused']} refused with our message, {len(failures)} failures (unexpected exceptions, hangs, "
-          f"leftover files); peak RSS {peak:.0f} MiB")
-    print("per seed: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("ok", "refused")))
+          f"leftover files, memory); peak RSS {peak:.0f} MiB, largest growth of one library case "
+          f"{getattr(run_case, 'largest_growth', 0) / 2**20:.0f} MiB")
+    print("routes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k.startswith("via ")))
+    print("per seed: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())
+                                   if k not in ("ok", "refused") and not k.startswith("via ")))
     sys.exit(1 if failures else 0)
 
 

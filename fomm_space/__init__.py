@@ -5,17 +5,18 @@ successor, the Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022), as a li
 >>> model = fomm_space.load_model("vox")               # downloads the published checkpoint
 >>> frames = model.animate(source, driving)            # (N, 256, 256, 3) float32 in [0, 1]
 >>> tps = fomm_space.load_model("tps-vox")             # TPSMM, same engine and API
+>>> live = model.live(photo)                           # webcam: live.push(frame) -> frame
 """
 
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError, FommError, InputError, ModelNotFoundError
 from .model import AnimationBatch, AnimationModel, FommModel, PreparedSource, load_model
-from .options import DEFAULTS, AnimationOptions
+from .options import DEFAULTS, LIVE_DEFAULTS, AnimationOptions
 from .registry import MODELS, ModelSpec
 
 __all__ = [
     "AnimationBatch", "AnimationModel", "AnimationOptions", "CheckpointError", "ConfigError", "DEFAULTS", "FommError",
-    "FommModel", "InputError", "MODELS", "ModelConfig", "ModelNotFoundError", "ModelSpec",
+    "FommModel", "InputError", "LIVE_DEFAULTS", "MODELS", "ModelConfig", "ModelNotFoundError", "ModelSpec",
     "PreparedSource", "load_model",
 ]
 __version__ = "0.1.0"

@@ -52,7 +52,7 @@ def read_checkpoint(path: str | Path, *, family: str = "fomm", sha256: str | Non
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; give the path of a .pth.tar file "
-                              "or a model name (--model) to download one.")
+                              "or {model_name}.")
     if sha256 is not None:
         actual = sha256_of(path)
         if actual != sha256.lower():

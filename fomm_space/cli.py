@@ -194,6 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return _crop(args) if args.command == "crop" else _animate(args)
     except FommError as e:
-        return _fail(str(e))
+        return _fail(e.render("cli"))
     except KeyboardInterrupt:
         return _fail("interrupted; no output was written.", 130)

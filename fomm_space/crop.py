@@ -7,7 +7,7 @@ the detections come in (see :mod:`fomm_space.faces`), crops go out.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +161,62 @@ def stable_box(track: FaceTrack, scale: float) -> Box:
         union = union.union(box)
     side = max(scale * track.median_size, 1.1 * max(union.width, union.height))
     return union.square(side)
+
+
+JUMP_IOU = 0.5  # two detections of the main face overlapping less than this: the track jumped
+
+
+def _jumped(a: Sequence[Box], b: Sequence[Box]) -> bool:
+    """Whether the faces changed between two detections: one more or less, or the
+    largest moved so far that its boxes overlap less than JUMP_IOU."""
+    if len(a) != len(b):
+        return True
+    fa, fb = largest(a), largest(b)
+    return fa is not None and fb is not None and fa.iou(fb) < JUMP_IOU
+
+
+def _between(left: tuple[int, list[Box]], frames: list[tuple[int, np.ndarray]], right: tuple[int, list[Box]],
+             detect: Callable[[np.ndarray], list[Box]]) -> Iterator[tuple[int, list[Box]]]:
+    """Detections in ``frames`` (those strictly between two detected ones), bisected
+    where the faces changed, in frame order."""
+    if not frames:
+        return
+    mid = len(frames) // 2
+    index, frame = frames[mid]
+    found = (index, detect(frame))
+    if _jumped(left[1], found[1]):
+        yield from _between(left, frames[:mid], found, detect)
+    yield found
+    if _jumped(found[1], right[1]):
+        yield from _between(found, frames[mid + 1:], right, detect)
+
+
+def sampled_detections(frames: Iterable[np.ndarray], detect: Callable[[np.ndarray], list[Box]],
+                       stride: int) -> Iterator[tuple[int, list[Box]]]:
+    """``(frame index, boxes)`` for every ``stride``-th frame and the last one, and
+    between two of those wherever the faces changed (one appeared or left, or the
+    largest jumped): there the frames in between are bisected until the change is
+    pinned to a frame. In frame order, for :func:`track_faces`. Holds at most
+    ``stride - 1`` frames.
+    """
+    held: list[tuple[int, np.ndarray]] = []
+    last: tuple[int, list[Box]] | None = None
+    index = -1
+    for index, frame in enumerate(frames):
+        if index % stride:
+            held.append((index, frame))
+            continue
+        found = (index, detect(frame))
+        if last is not None and _jumped(last[1], found[1]):
+            yield from _between(last, held, found, detect)
+        yield found
+        last, held = found, []
+    if held:  # the frames after the last sample: the final one is looked at too
+        final_index, final = held.pop()
+        found = (final_index, detect(final))
+        if last is not None and _jumped(last[1], found[1]):
+            yield from _between(last, held, found, detect)
+        yield found
 
 
 def detection_stride(frame_count: int | None, budget: int) -> int:

@@ -28,11 +28,11 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, TypeError) as e:
         raise InputError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"Device {device!r} was asked for but CUDA is not available here; use --device cpu.")
+        raise InputError(f"Device {device!r} was asked for but CUDA is not available here; {{cpu_device}}.")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise InputError(f"Device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found.")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError(f"Device {device!r} was asked for but MPS is not available here; use --device cpu.")
+        raise InputError(f"Device {device!r} was asked for but MPS is not available here; {{cpu_device}}.")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"Device {device!r} is not supported; use cpu, cuda or mps.")
     return dev
@@ -64,7 +64,7 @@ def select_dtype(precision: str, device: torch.device) -> torch.dtype:
         return torch.float32
     dtype = _DTYPES[precision]
     if dtype == torch.float16 and device.type == "cpu":
-        raise InputError("fp16 is not supported on the CPU; use --precision fp32 or bf16.")
+        raise InputError("fp16 is not supported on the CPU; {cpu_precision}.")
     return dtype
 
 

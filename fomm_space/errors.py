@@ -1,8 +1,68 @@
-"""The errors fomm-space raises. Every message says what went wrong and what to do."""
+"""The errors fomm-space raises. Every message says what went wrong and what to do.
+
+What to do depends on where the reader is: a Python caller sets an argument, a CLI user
+a flag, a person in the web page a control. A message names the step once, as a
+``{key}`` of :data:`ADVICE`, and is rendered for its reader: ``str(error)`` for Python,
+``error.render("cli")`` for the command line, ``error.render("page")`` for the page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Audience = Literal["python", "cli", "page"]
+
+ADVICE: dict[str, dict[str, str]] = {
+    "no_crop": {"python": "turn face cropping off (crop=False)",
+                "cli": "turn face cropping off (--no-crop)",
+                "page": "untick Crop faces"},
+    "no_best_frame": {"python": "turn the best-frame search off (find_best_frame=False)",
+                      "cli": "drop --find-best-frame",
+                      "page": "untick Find best frame"},
+    "local_checkpoint": {"python": "pass config= and checkpoint= for a local file",
+                         "cli": "give --config and --checkpoint for a local file",
+                         "page": "ask whoever runs this app to start it with --config and --checkpoint"},
+    "model_name": {"python": "a model name (load_model('vox')) to download one",
+                   "cli": "a model name (--model) to download one",
+                   "page": "another model"},
+    "give_config": {"python": "pass config=... or a model name",
+                    "cli": "give --config, or --model with the name of a published model",
+                    "page": "start the app with --config beside --checkpoint"},
+    "cpu_device": {"python": "use device='cpu'",
+                   "cli": "use --device cpu",
+                   "page": "restart the app with --device cpu"},
+    "cpu_precision": {"python": "use precision='fp32' or 'bf16'",
+                      "cli": "use --precision fp32 or bf16",
+                      "page": "restart the app with another precision"},
+    "revision": {"python": "check revision= or the environment variable",
+                 "cli": "check --revision or the environment variable",
+                 "page": "ask whoever runs this app to check the environment variable"},
+    "repo_id": {"python": "check repo_id= or the environment variable",
+                "cli": "check --repo-id or the environment variable",
+                "page": "ask whoever runs this app to check the environment variable"},
+}
+_KEY = re.compile(r"\{(" + "|".join(ADVICE) + r")\}")
+
+
+def render(template: str, audience: Audience = "python") -> str:
+    """``template`` with each ``{key}`` of :data:`ADVICE` worded for ``audience``."""
+    return _KEY.sub(lambda m: ADVICE[m.group(1)][audience], template)
 
 
 class FommError(Exception):
-    """Base class of every error fomm-space raises on purpose."""
+    """Base class of every error fomm-space raises on purpose.
+
+    ``str(error)`` is worded for Python callers; :meth:`render` for the CLI or the page.
+    """
+
+    def __init__(self, message: str = "", *args: object):
+        self.template = message
+        super().__init__(render(message), *args)
+
+    def render(self, audience: Audience = "python") -> str:
+        """The message, its advice worded for ``audience``: "python", "cli" or "page"."""
+        return render(self.template, audience)
 
 
 class ConfigError(FommError):
@@ -21,4 +81,4 @@ class InputError(FommError):
     """A source image, driving video or option that can't be used."""
 
 
-__all__ = ["CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError"]
+__all__ = ["ADVICE", "CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError", "render"]

@@ -49,7 +49,7 @@ class FaceAlignmentDetector:
             raise ModelNotFoundError(
                 f"Face detection needs face-alignment's weights ({', '.join(WEIGHT_FILES)}) in {hub}, and they "
                 f"could not be loaded or downloaded ({type(e).__name__}: {str(e)[:200]}). Connect to the internet "
-                "once, copy the files there, or turn face cropping off (--no-crop).") from e
+                "once, copy the files there, or {no_crop}.") from e
 
     def detect(self, image: np.ndarray) -> list[Box]:
         h, w = image.shape[:2]

@@ -79,13 +79,15 @@ def read_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         raise InputError(f"The image has far more pixels than the limit of {max_pixels // 1_000_000} megapixels. "
                          "Scale it down and try again.") from e
     except UnidentifiedImageError as e:
-        raise InputError(f"{path} is not an image that can be read; use a PNG or JPEG photo.") from e
+        raise InputError(f"{Path(path).name} is not an image that can be read; use a PNG or JPEG photo.") from e
     except FommError:
         raise
     except MemoryError as e:
-        raise InputError(f"{path} can't be read: decoding it ran out of memory (a damaged or hostile file).") from e
+        raise InputError(f"{Path(path).name} can't be read: decoding it ran out of memory (a damaged or hostile "
+                         "file).") from e
     except Exception as e:  # whatever Pillow's decoders raise on a damaged file
-        raise InputError(f"{path} can't be read as an image ({type(e).__name__}); use a PNG or JPEG photo.") from e
+        raise InputError(f"{Path(path).name} can't be read as an image ({type(e).__name__}); use a PNG or JPEG "
+                         "photo.") from e
 
 
 def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

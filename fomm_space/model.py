@@ -11,7 +11,7 @@ nothing of either.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +226,14 @@ class AnimationModel:
         if start == 0:
             raise InputError("The driving video has no frames.")
 
+    def live(self, photo: np.ndarray, options=DEFAULTS, **kwargs):
+        """A :class:`~fomm_space.live.LiveSession`: ``photo`` ((H, W, 3) uint8 RGB)
+        moved by camera frames pushed one at a time. ``kwargs``: ``detector``, ``fps``,
+        ``redetect_every``."""
+        from .live import LiveSession
+
+        return LiveSession(self, photo, options, **kwargs)
+
     def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
                 relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                 best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
@@ -283,7 +291,8 @@ def _split_reference(driving: Iterable[np.ndarray], best_frame: int | None
 def load_model(name: str | None = None, *, config: str | Path | ModelConfig | None = None,
                checkpoint: str | Path | None = None, device: str | torch.device | None = None,
                precision: str = "auto", align_corners: bool = True, repo_id: str | None = None,
-               revision: str | None = None, cache_dir: str | Path | None = None) -> AnimationModel:
+               revision: str | None = None, cache_dir: str | Path | None = None,
+               progress: Callable[[int, int | None], None] | None = None) -> AnimationModel:
     """Load a model of either family (FOMM or TPSMM), by name from the Hub or from local files.
 
     Args:
@@ -299,6 +308,7 @@ def load_model(name: str | None = None, *, config: str | Path | ModelConfig | No
             checkpoints were trained with; ``False`` is what the authors' code does on
             PyTorch >= 1.3. (TPSMM always aligns corners, as its authors' code does.)
         repo_id, revision, cache_dir: where to download from and cache (mirrors).
+        progress: ``progress(bytes_done, bytes_total)`` while the checkpoint downloads.
     Raises:
         ConfigError, ModelNotFoundError, CheckpointError, InputError.
     """
@@ -307,12 +317,12 @@ def load_model(name: str | None = None, *, config: str | Path | ModelConfig | No
         from .hub import download_checkpoint
 
         spec = get_spec(name or DEFAULT_MODEL, repo_id=repo_id, revision=revision)
-        checkpoint = download_checkpoint(spec, cache_dir=cache_dir)
+        checkpoint = download_checkpoint(spec, cache_dir=cache_dir, progress=progress)
         sha256 = spec.sha256
         config = config or spec.config_path
     elif config is None:
         if name is None:
-            raise InputError("A checkpoint needs its config: pass config=... (--config) or a model name.")
+            raise InputError("A checkpoint needs its config: {give_config}.")
         config = get_spec(name).config_path
     cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_yaml(config)
     select_dtype(precision, select_device(device))  # fail on a bad option before the slow part

@@ -49,3 +49,7 @@ class AnimationOptions:
 
 
 DEFAULTS = AnimationOptions()
+
+LIVE_DEFAULTS = AnimationOptions(smoothing=0.5)
+"""The defaults of a live (webcam) session: a camera's keypoints jitter more than a
+clip's, so they are smoothed by default."""

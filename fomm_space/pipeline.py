@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import Box, center_box, crop, detection_stride, face_square, largest, main_track, stable_box, \
-    track_faces
+from .crop import Box, center_box, crop, detection_stride, face_square, largest, main_track, \
+    sampled_detections, stable_box, track_faces
 from .errors import InputError
 from .faces import FaceDetector, closest_pose, face_detector
 from .frames import read_image, to_uint8, write_image
@@ -31,7 +31,8 @@ from .video import VideoInfo, VideoWriter, probe, read_frames
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
 
-DETECTION_BUDGET = 100   # driving frames examined to place the face crop
+TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more where the face jumps)
+DETECTION_BUDGET = 100   # at most about this many of those on long clips
 BEST_FRAME_BUDGET = 100  # driving frames examined by the best-frame search
 
 
@@ -85,7 +86,8 @@ def _frame_limits(info: VideoInfo, options: AnimationOptions) -> tuple[int, int 
     return max_frames, min(info.frame_count, max_frames) if info.frame_count else None, truncated
 
 
-def _validate(options: AnimationOptions) -> None:
+def validate(options: AnimationOptions) -> None:
+    """InputError for an option out of its range."""
     if options.best_frame is not None and options.best_frame < 0:
         raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
     if options.max_seconds <= 0:
@@ -113,29 +115,46 @@ def source_box(image: np.ndarray, options: AnimationOptions, detector: FaceDetec
     face = largest(detector.detect(image))
     if face is None:
         raise InputError("No face found in the source photo. Use a photo where the face is clearly visible "
-                         "and upright, or turn face cropping off.")
+                         "and upright, or {no_crop}.")
     return face_square(face, options.crop_scale)
+
+
+def photo_crop(image: np.ndarray, options: AnimationOptions, detector: FaceDetector | None,
+               size: tuple[int, int]) -> tuple[Box, np.ndarray, PasteBack | None]:
+    """The photo's side of a run: its crop box (see :func:`source_box`), the (h, w, 3)
+    uint8 crop at the model's ``size``, and the paste-back into the whole photo (None
+    when off, or when the photo is no larger than the crop)."""
+    box = source_box(image, options, detector)
+    larger = image.shape[0] > size[0] or image.shape[1] > size[1]
+    paste = PasteBack(image, box, method=options.upscale) if options.paste_back and larger else None
+    return box, crop(image, box, size), paste
 
 
 def driving_box(path: Path, info: VideoInfo, max_frames: int, options: AnimationOptions,
                 detector: FaceDetector | None, progress: Progress | None = None) -> Box:
     """One square for the whole driving clip, around the face tracked through it (see
-    :func:`~fomm_space.crop.stable_box`); the centred square with cropping off."""
+    :func:`~fomm_space.crop.stable_box`); the centred square with cropping off.
+
+    The detector looks at TRACK_PER_SECOND frames a second (fewer on clips longer than
+    DETECTION_BUDGET of those) and, between two of them, wherever the faces changed (see
+    :func:`~fomm_space.crop.sampled_detections`).
+    """
     if not options.crop:
         width, height = info.size
         return center_box(height, width)
     total = min(info.frame_count or max_frames, max_frames)
-    stride = detection_stride(total, DETECTION_BUDGET)
+    stride = max(1, round(info.fps / TRACK_PER_SECOND), detection_stride(total, DETECTION_BUDGET))
 
-    def detections():
-        for i, frame in enumerate(read_frames(path, max_frames=max_frames, step=stride)):
-            yield i * stride, detector.detect(frame)
-            _notify(progress, "faces", (i + 1) * stride, total)
+    def frames():
+        for i, frame in enumerate(read_frames(path, max_frames=max_frames)):
+            if i % stride == 0:
+                _notify(progress, "faces", i, total)
+            yield frame
 
-    track = main_track(track_faces(detections()))
+    track = main_track(track_faces(sampled_detections(frames(), detector.detect, stride)))
     if track is None:
         raise InputError("No face found in the driving video. Use a clip where one face is clearly visible, "
-                         "or turn face cropping off.")
+                         "or {no_crop}.")
     return stable_box(track, options.crop_scale)
 
 
@@ -153,7 +172,7 @@ def find_best_frame(source: np.ndarray, frames: Iterator[np.ndarray], step: int,
     source_points = detector.landmarks(source)
     if source_points is None:
         raise InputError("The face-landmark search found no face in the cropped source photo; "
-                         "turn 'find best frame' off or use a clearer photo.")
+                         "{no_best_frame} or use a clearer photo.")
 
     def candidates():
         for i, frame in enumerate(frames):
@@ -162,7 +181,7 @@ def find_best_frame(source: np.ndarray, frames: Iterator[np.ndarray], step: int,
 
     best = closest_pose(source_points, candidates())
     if best is None:
-        raise InputError("No face landmarks were found in any driving frame; turn 'find best frame' off.")
+        raise InputError("No face landmarks were found in any driving frame; {no_best_frame}.")
     return best
 
 
@@ -181,7 +200,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     """
     t0 = time.perf_counter()
     driving, output = Path(driving), Path(output)
-    _validate(options)
+    validate(options)
     if options.best_frame is not None and options.find_best_frame:
         raise InputError("Give either a best frame index or find_best_frame, not both.")
     model.check_avd(options.avd)
@@ -192,10 +211,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     if detector is None and (options.crop or options.find_best_frame):
         detector = face_detector(str(model.device))
 
-    s_box = source_box(image, options, detector)
-    src = crop(image, s_box, model.size)
-    larger = image.shape[0] > model.size[0] or image.shape[1] > model.size[1]
-    paste = PasteBack(image, s_box, method=options.upscale) if options.paste_back and larger else None
+    s_box, src, paste = photo_crop(image, options, detector, model.size)
     d_box = driving_box(driving, info, max_frames, options, detector, progress)
 
     best = options.best_frame
@@ -265,7 +281,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
     square (``options.crop_scale``), resized to ``size`` (height, width), sound kept.
     """
     driving, output = Path(driving), Path(output)
-    _validate(options)
+    validate(options)
     _check_folders(output)
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)

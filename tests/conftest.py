@@ -79,28 +79,12 @@ def face_weights(tmp_path_factory):
     """
     import os
 
-    import torch
-    from face_alignment.detection.sfd.net_s3fd import s3fd
-    from face_alignment.models import FAN
-
-    from fomm_space.faces import WEIGHT_FILES
+    from benchmarks.bench_live import write_face_weights
 
     home = tmp_path_factory.mktemp("torch-home")
     folder = home / "hub" / "checkpoints"
     folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    detector = s3fd()
-    with torch.no_grad():
-        for name, module in detector.named_children():
-            if "mbox" in name:
-                module.weight.zero_()
-                module.bias.zero_()
-                if name.endswith("_conf"):
-                    face = name.startswith("fc7")
-                    module.bias[:-1] = 0.0 if face else 10.0
-                    module.bias[-1] = 10.0 if face else 0.0
-    torch.save(detector.state_dict(), folder / WEIGHT_FILES[0])
-    torch.save(FAN(4).state_dict(), folder / WEIGHT_FILES[1])
+    write_face_weights(folder, face_heads=("fc7",))
     old = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(home)
     yield home

@@ -1,10 +1,10 @@
 """The web demo's /animate endpoint, called through gradio_client on loopback."""
 
 import concurrent.futures
-import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
@@ -66,7 +66,7 @@ def test_faces_are_cropped_by_default(app_url, media, tmp_path):
     ("photo-as-video", "still image, not a video"),
     ("video-as-photo", "not an image"),
     ("text-as-video", "can't be read as a video"),
-    ("unknown-model", "not in the list of choices"),
+    ("unknown-model", "There is no model .nope. here; choose one of: checkpoint.pth.tar"),
 ])
 def test_bad_inputs_are_app_errors_with_our_message(app_url, media, tmp_path, case, message):
     from gradio_client.exceptions import AppError
@@ -126,9 +126,10 @@ def test_webcam_webm_and_gif_drivers_work(app_url, media, tmp_path):
         assert codec(local_copy(video, tmp_path, "out.mp4"))
 
 
-def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp_path):
+def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, face_weights, media, tmp_path):
     """As on a Hugging Face Space (SPACE_ID set, CPU hardware): `spaces` is imported
-    before torch, GPU work goes through spaces.GPU (a no-op off ZeroGPU), and it serves."""
+    before torch, GPU work goes through spaces.GPU (a no-op off ZeroGPU), face-alignment's
+    weights are fetched at start-up (here: found in TORCH_HOME), and it serves."""
     import ast
     import os
     import socket
@@ -166,7 +167,24 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, media, tmp
         assert "12 frames" in status
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        output = server.communicate(timeout=30)[0]
+    assert "face-alignment's weights are ready" in output
+
+
+def test_the_space_front_matter_preloads_the_default_model():
+    """README's `preload_from_hub` names the default model's repository and file, so a
+    Space downloads it at build time, not behind the first click."""
+    from pathlib import Path
+
+    import yaml
+
+    from fomm_space.registry import DEFAULT_MODEL, get_spec
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    spec = get_spec(DEFAULT_MODEL)
+    assert f"{spec.repo_id} {spec.filename}" in front["preload_from_hub"]
+    assert front["license"] == "mit"
 
 
 def test_paste_back_off_and_smoothing_through_the_api(app_url, media, tmp_path):
@@ -174,3 +192,158 @@ def test_paste_back_off_and_smoothing_through_the_api(app_url, media, tmp_path):
     video, _, status = call(app_url, photo, clip, paste_back=False, smoothing=0.5, upscale="bilinear")
     assert "12 frames" in status and "pasted" not in status
     assert probe(local_copy(video, tmp_path, "out.mp4")).size == (64, 64)
+
+
+# --- What a hostile or careless client meets -------------------------------------------
+
+def raw_call(url, data):
+    """/animate over plain HTTP, as a client that skips the upload step would call it:
+    every event the server sent, as text."""
+    import httpx
+
+    event = httpx.post(url + "gradio_api/call/animate", json={"data": data}, timeout=30).json()["event_id"]
+    return httpx.get(url + f"gradio_api/call/animate/{event}", timeout=120).text
+
+
+def upload(url, path):
+    import httpx
+
+    with open(path, "rb") as f:
+        return httpx.post(url + "gradio_api/upload", files={"files": f}, timeout=30)
+
+
+def file_data(path):
+    return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
+
+
+def all_params(photo, driving):
+    from fomm_space import DEFAULTS
+
+    return [photo, driving, True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds,
+            DEFAULTS.ai_mark, DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("/etc/passwd", None),  # refused by Gradio itself (outside its upload folder), without a message
+    ("result", "Only files you upload can be animated"),  # another request's result, inside it
+    ("link", "Links are not taken"),
+])
+def test_a_client_cannot_animate_a_file_it_did_not_upload(app_demo, app_url, media, target, message):
+    photo, clip = media
+    call(app_url, photo, clip)  # a result exists on the server
+    result = next(app_demo.fomm_runs.root.glob("run-*/animation.mp4"))
+    path = {"/etc/passwd": "/etc/passwd", "result": result, "link": "http://127.0.0.1:9/clip.mp4"}[target]
+    source = file_data(upload(app_url, photo).json()[0])
+    text = raw_call(app_url, all_params(source, file_data(path)))
+    assert "event: error" in text and "event: complete" not in text, text[:500]
+    if message:
+        assert message in text
+    # The same request with an uploaded clip works: the refusal is about the path.
+    assert "event: complete" in raw_call(app_url, all_params(source, file_data(upload(app_url, clip).json()[0])))
+
+
+def test_results_folders_cannot_be_listed(app_demo, app_url, media):
+    import httpx
+
+    photo, clip = media
+    call(app_url, photo, clip)
+    run = next(app_demo.fomm_runs.root.glob("run-*"))
+    for folder in (app_demo.fomm_runs.root, run, run.parent.parent):
+        answer = httpx.get(app_url + f"gradio_api/file={folder}", timeout=30)
+        assert answer.status_code in (403, 404), (folder, answer.status_code)
+    # Folder names are random (tempfile.mkdtemp): not to be guessed from another's.
+    names = {p.name for p in app_demo.fomm_runs.root.glob("run-*")}
+    assert len(names) >= 2 and all(len(n) >= 12 for n in names)
+
+
+def test_uploads_over_the_size_limit_are_refused(tiny_files, media, tmp_path):
+    import app
+
+    photo, clip = media
+    big = tmp_path / "big.mp4"
+    big.write_bytes(clip.read_bytes() + bytes(300_000))
+    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]), "--device", "cpu",
+                           "--max-upload-mb", "0.2"])
+    args.port = None
+    demo = app.build_demo(args)
+    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
+    try:
+        assert upload(demo.local_url, photo).status_code == 200
+        answer = upload(demo.local_url, big)
+        assert answer.status_code == 413, answer.status_code
+    finally:
+        demo.close()
+
+
+def long_clip(tmp_path, frames=300):
+    from tests.conftest import write_video
+
+    rng = np.random.default_rng(1)
+    return write_video(tmp_path / "long.mp4", (rng.random((frames, 64, 80, 3)) * 255).astype(np.uint8))
+
+
+def test_a_cancelled_run_stops_within_two_seconds_and_leaves_no_files(app_demo, app_url, media, tmp_path,
+                                                                       caplog):
+    import logging
+    import time
+
+    from gradio_client import handle_file
+
+    caplog.set_level(logging.INFO, logger="fomm-space")
+    photo, _ = media
+    clip = long_clip(tmp_path)
+    before = set(app_demo.fomm_runs.root.glob("run-*"))
+    job = client_for(app_url).submit(source=handle_file(str(photo)), driving=handle_file(str(clip)),
+                                     relative=True, adapt_scale=True, crop_faces=False, find_best_frame=False,
+                                     model=MODEL, api_name="/animate")
+    deadline = time.monotonic() + 60
+    while not any("Animating" in str(out[2]) for out in job.outputs() if out and len(out) == 3):
+        assert time.monotonic() < deadline and not job.done(), "the run never started animating"
+        time.sleep(0.05)
+    asked = time.monotonic()
+    job.cancel()
+    while not any("run stopped" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() - asked < 10, "the run did not stop"
+        time.sleep(0.02)
+    stopped = time.monotonic() - asked
+    record = next(r for r in caplog.records if "run stopped" in r.getMessage())
+    assert stopped <= 2.0 and float(record.getMessage().split()[2]) <= 2.0, record.getMessage()
+    time.sleep(0.3)
+    assert set(app_demo.fomm_runs.root.glob("run-*")) == before  # its folder is gone
+
+
+def test_a_user_error_is_one_log_line_not_a_traceback(app_url, media, caplog, capfd):
+    import logging
+
+    from gradio_client.exceptions import AppError
+
+    caplog.set_level(logging.INFO, logger="fomm-space")
+    photo, _ = media
+    capfd.readouterr()
+    with pytest.raises(AppError, match="still image"):
+        call(app_url, photo, photo)
+    refused = [r for r in caplog.records if r.name == "fomm-space" and "refused" in r.getMessage()]
+    assert len(refused) == 1 and "\n" not in refused[0].getMessage()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_readme_client_snippet_runs_as_written(app_url, media, tmp_path, monkeypatch):
+    """The README's gradio_client example, against an app started with --config and
+    --checkpoint, with only its URL changed to this test server's."""
+    import re
+    from pathlib import Path
+
+    import imageio.v3 as iio
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = re.search(r"From Python, through gradio_client:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert 'Client("http://127.0.0.1:7860/")' in snippet
+    photo, clip = media
+    here = tmp_path / "user"
+    here.mkdir()
+    iio.imwrite(here / "photo.jpg", iio.imread(photo))
+    shutil.copy(clip, here / "clip.mp4")
+    monkeypatch.chdir(here)
+    scope: dict = {}
+    exec(snippet.replace("http://127.0.0.1:7860/", app_url), scope)  # noqa: S102 - our own README
+    assert "frames at" in scope["status"]

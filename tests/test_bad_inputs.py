@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fomm_space.video import ffmpeg_exe
-from tests.conftest import PARITY, write_video
+from tests.conftest import PARITY
 
 ROOT = Path(__file__).resolve().parent.parent
 

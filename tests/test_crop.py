@@ -77,3 +77,59 @@ def test_detection_stride():
     assert detection_stride(80, 100) == 1
     assert detection_stride(1000, 100) == 10
     assert detection_stride(1001, 100) == 11
+
+
+# --- The face track from fewer detections ---------------------------------------------------
+
+def patch_clip(positions, size=20, shape=(90, 160)):
+    """Frames with a pure-red square patch ("a face") at each frame's (x, y) positions
+    (a list of them per frame; empty: no face)."""
+    frames = []
+    for spots in positions:
+        frame = np.full((*shape, 3), 80, np.uint8)
+        for x, y, s in spots:
+            frame[y:y + s, x:x + s] = (255, 0, 0)
+        frames.append(frame)
+    return frames
+
+
+class Counting:
+    def __init__(self, detector):
+        self.detector, self.calls = detector, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.detector.detect(image)
+
+
+CLIPS = {
+    "moving": [[(int(60 + 40 * np.sin(2 * np.pi * t / 90)), 30, 20)] for t in range(90)],
+    "lost for a while": [[(50 + t // 6, 30, 20)] if not 30 <= t < 60 else [] for t in range(90)],
+    "two faces": [[(20, 20, 30)] + ([(110, 50, 12)] if 20 <= t < 40 else []) for t in range(90)],
+    "jumping": [[(10, 30, 20)] if t < 47 else [(125, 40, 20)] for t in range(90)],
+}
+
+
+@pytest.mark.parametrize("name", list(CLIPS))
+def test_the_sampled_track_gives_the_exhaustive_box_from_fewer_detections(name, colour_detector):
+    from fomm_space.crop import sampled_detections, stable_box, track_faces
+
+    frames = patch_clip(CLIPS[name])
+    every = main_track(track_faces((i, colour_detector.detect(f)) for i, f in enumerate(frames)))
+    counting = Counting(colour_detector)
+    sampled = list(sampled_detections(frames, counting.detect, stride=10))  # 3 a second at 30 fps
+    assert [i for i, _ in sampled] == sorted({i for i, _ in sampled})  # in frame order, each once
+    track = main_track(track_faces(sampled))
+    assert stable_box(track, 1.8).iou(stable_box(every, 1.8)) >= 0.9
+    assert counting.calls <= 0.4 * len(frames), counting.calls
+    if name == "jumping":  # the jump is pinned to its frame
+        seen = {i for i, _ in sampled}
+        assert {46, 47} <= seen
+
+
+def test_sampled_detections_look_at_the_last_frame_and_stride_one_is_every_frame(colour_detector):
+    from fomm_space.crop import sampled_detections
+
+    frames = patch_clip([[(10, 10, 10)]] * 25)
+    assert [i for i, _ in sampled_detections(frames, colour_detector.detect, 10)] == [0, 10, 20, 24]
+    assert [i for i, _ in sampled_detections(frames, colour_detector.detect, 1)] == list(range(25))

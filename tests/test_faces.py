@@ -1,7 +1,5 @@
 """face-alignment's own code with weight files the tests make, and the best-frame search."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -31,9 +29,12 @@ def test_large_images_are_detected_downscaled_in_their_own_pixels(face_weights):
 
 def test_missing_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(ModelNotFoundError, match="--no-crop") as info:
+    with pytest.raises(ModelNotFoundError, match=r"crop=False") as info:
         FaceAlignmentDetector("cpu")
     assert str(tmp_path / "hub" / "checkpoints") in str(info.value)
+    # Each reader gets the advice in its own terms.
+    assert info.value.render("cli").endswith("turn face cropping off (--no-crop).")
+    assert info.value.render("page").endswith("untick Crop faces.")
 
 
 def test_normalized_landmarks_ignore_position_and_size():

@@ -73,9 +73,9 @@ def make_handler(files: dict[str, bytes], requests: list[str]):
 
 
 @contextmanager
-def fake_hub(files: dict[str, bytes]):
+def fake_hub(files: dict[str, bytes], port: int = 0):
     requests: list[str] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(files, requests))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), make_handler(files, requests))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -156,6 +156,56 @@ def test_unreachable_hub(hub_env):
         pass
     with pytest.raises(ModelNotFoundError, match="unreachable"):
         download_checkpoint(get_spec("vox"), cache_dir=hub_env["cache"], endpoint=url)
+
+
+def test_an_unreachable_hub_is_found_once_then_tried_again_later(hub_env, monkeypatch):
+    """Offline, a click gets the message at once (no retries), the next click too
+    without asking the network again; after RETRY_AFTER_S the Hub is tried again."""
+    import time
+
+    from fomm_space import hub
+
+    with fake_hub({}) as (url, _):
+        pass  # the port is closed now
+    port = int(url.rsplit(":", 1)[1])
+    spec = get_spec("vox", repo_id="fomm/mirror")
+    spec = replace(spec, sha256=None)
+    times = []
+    for _ in range(2):
+        start = time.monotonic()
+        with pytest.raises(ModelNotFoundError, match="the Hub is unreachable"):
+            download_checkpoint(spec, cache_dir=hub_env["cache"], endpoint=url)
+        times.append(time.monotonic() - start)
+    assert max(times) <= hub.PROBE_TIMEOUT_S
+    with fake_hub(hub_env["files"], port=port) as (_, requests):
+        # Up again, but still remembered as unreachable: not asked.
+        with pytest.raises(ModelNotFoundError, match="the Hub is unreachable"):
+            download_checkpoint(spec, cache_dir=hub_env["cache"], endpoint=url)
+        assert requests == []
+        monkeypatch.setattr(hub, "RETRY_AFTER_S", 0.0)
+        hub._unreachable.clear()  # as if the period had passed
+        assert download_checkpoint(spec, cache_dir=hub_env["cache"], endpoint=url).read_bytes() == hub_env["data"]
+
+
+def test_download_progress_is_reported_in_bytes(hub_env):
+    spec = replace(get_spec("vox", repo_id="fomm/mirror"), sha256=None)
+    seen = []
+    with fake_hub(hub_env["files"]) as (url, _):
+        download_checkpoint(spec, cache_dir=hub_env["cache"], endpoint=url,
+                            progress=lambda done, total: seen.append((done, total)))
+    size = len(hub_env["data"])
+    assert seen and seen[-1] == (size, size)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_messages_are_worded_for_their_reader(hub_env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as info:
+        download_checkpoint(get_spec("vox"), cache_dir=hub_env["cache"])
+    e = info.value
+    assert "config= and checkpoint=" in str(e) and "--config" not in str(e)
+    assert "give --config and --checkpoint" in e.render("cli")
+    assert "--config" in e.render("page") and "give --config" not in e.render("page")
 
 
 def test_truncated_download_is_caught_by_hash(hub_env):

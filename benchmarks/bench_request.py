@@ -1,0 +1,154 @@
+"""The whole request as a user makes it, timed by stage, beside the engine alone.
+
+    python benchmarks/bench_request.py [--seconds 10] [--device cpu|cuda] [--find-best-frame]
+                                       [--no-crop] [--precision auto]
+
+Makes its own inputs: a ``--seconds`` 1280x720 30-fps clip with sound (ffmpeg's test
+pattern and a tone) and a 1280x960 photo. The model is vox-256 with random weights
+(BatchNorm calibrated, as in bench_engine.py); the face stages run face-alignment's real
+networks (S3FD and FAN) with random weights, written to a temporary TORCH_HOME. Those
+find no real faces, so where they find none the later stages are handed a fixed box (the
+centred square), and the report says how often that happened.
+
+Stages (each timed on its own, then the whole request through ``animate_files`` as the
+CLI and the app call it): model load; the photo's face; the driving-face track; the
+best-frame search (``--find-best-frame``); decoding + cropping; the engine; composition
+(paste-back into the photo, the AI mark, the keypoint overlay); encoding. The ratio
+whole request / engine alone on the same frames is what issue 12 bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engine import random_model, smooth_noise  # noqa: E402
+from bench_live import FixedWhereNone, random_face_detector  # noqa: E402
+
+from fomm_space import DEFAULTS  # noqa: E402
+from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.frames import to_uint8  # noqa: E402
+from fomm_space.model import AnimationModel  # noqa: E402
+from fomm_space.overlay import overlay_panel, stamp_ai_mark  # noqa: E402
+from fomm_space.pipeline import (BEST_FRAME_BUDGET, animate_files, cropped_frames, detection_stride,  # noqa: E402
+                                 driving_box, find_best_frame, photo_crop)
+from fomm_space.video import VideoWriter, ffmpeg_exe, probe  # noqa: E402
+
+
+def make_inputs(folder: Path, seconds: float) -> tuple[Path, Path]:
+    from PIL import Image
+
+    clip = folder / "clip.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:"
+                    f"duration={seconds}", "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    photo = folder / "photo.png"
+    rng = np.random.default_rng(0)
+    image = (smooth_noise(rng, 1, 960)[0] * 255).astype(np.uint8)
+    Image.fromarray(np.concatenate([image, image[:, :320]], axis=1)).save(photo)  # 1280 x 960
+    return photo, clip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--find-best-frame", action="store_true")
+    parser.add_argument("--no-crop", action="store_true", help="face cropping off (centred squares)")
+    args = parser.parse_args()
+    options = dataclasses.replace(DEFAULTS, crop=not args.no_crop, find_best_frame=args.find_best_frame,
+                                  max_seconds=max(args.seconds, 1.0))
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    stages: dict[str, float] = {}
+
+    def timed(name, fn, *a, **kw):
+        sync()
+        t0 = time.perf_counter()
+        out = fn(*a, **kw)
+        sync()
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo_path, clip = make_inputs(tmp, args.seconds)
+        config = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml")
+        networks = random_model(config)
+        model = timed("model load", AnimationModel, networks, config, device=args.device, precision=args.precision)
+        detector = FixedWhereNone(random_face_detector(args.device)) if options.crop or options.find_best_frame \
+            else None
+        from fomm_space.frames import read_image
+
+        photo = read_image(str(photo_path))
+        info = probe(clip)
+        max_frames = int(options.max_seconds * info.fps)
+        total = min(info.frame_count or max_frames, max_frames)
+        _, src, paste = timed("photo face", photo_crop, photo, options, detector, model.size)
+        box = timed("driving-face track", driving_box, clip, info, max_frames, options, detector)
+        if options.find_best_frame:
+            step = detection_stride(total, BEST_FRAME_BUDGET)
+            timed("best-frame search", find_best_frame, src,
+                  cropped_frames(clip, box, model.size, max_frames, step), step, detector, total)
+        frames = timed("decode + crop", lambda: list(cropped_frames(clip, box, model.size, max_frames)))
+        results, kp = [], []
+        source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy()
+
+        def engine():
+            for batch in model.stream(src, frames, relative=True, adapt_scale=True):
+                results.extend(to_uint8(batch.frames))
+                kp.extend(zip(batch.driving_keypoints, batch.keypoints))
+        timed("engine", engine)
+
+        def compose():
+            out = []
+            for result, frame, (kd, kn) in zip(results, frames, kp):
+                shown = paste(result) if paste is not None else result
+                out.append((stamp_ai_mark(shown), overlay_panel(src, source_kp, frame, kd, result, kn)))
+            return out
+        composed = timed("composition", compose)
+
+        def encode():
+            with VideoWriter(tmp / "a.mp4", info.fps, audio_from=clip) as a, VideoWriter(tmp / "k.mp4", info.fps) as k:
+                for main_frame, panel in composed:
+                    a.write(main_frame)
+                    k.write(panel)
+        timed("encoding", encode)
+        sync()
+        t0 = time.perf_counter()
+        report = animate_files(model, photo_path, clip, tmp / "out.mp4", options=options, overlay=tmp / "kp.mp4",
+                               detector=detector)
+        sync()
+        whole = time.perf_counter() - t0
+    device = torch.cuda.get_device_name() if model.device.type == "cuda" else (platform.processor() or "cpu")
+    print(f"vox-256 random weights, {model.device} ({device}), {model.precision}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {args.seconds:g}-s 1280x720 {info.fps:g}-fps clip with sound, "
+          f"1280x960 photo; crop {'on' if options.crop else 'off'}, best frame "
+          f"{'searched' if options.find_best_frame else 'off'}, paste-back, mark, overlay")
+    if detector is not None:
+        print(f"face networks with random weights: {detector.calls['detect']} detections "
+              f"({detector.fixed['detect']} found nothing and got the fixed box), {detector.calls['landmarks']} "
+              f"landmark runs ({detector.fixed['landmarks']} fixed)")
+    for name, seconds in stages.items():
+        per = f", {1000 * seconds / len(frames):.1f} ms a frame" if name not in ("model load", "photo face") else ""
+        print(f"  {name:20s} {seconds:7.2f} s{per}")
+    engine_s = stages["engine"]
+    print(f"whole request (animate_files, {report.frames} frames, model load excluded): {whole:.1f} s = "
+          f"{report.frames / whole:.2f} frames/s; engine alone on the same frames {engine_s:.1f} s = "
+          f"{len(frames) / engine_s:.2f} frames/s; request / engine {whole / engine_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

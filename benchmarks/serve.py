@@ -1,0 +1,48 @@
+"""The web demo in a process of its own, for benchmarks, scripts and tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at the moment, on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_app(args: Sequence[object], cwd: str | Path, env: dict[str, str] | None = None, *,
+               stderr=subprocess.DEVNULL, start_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python app.py ARGS --port P`` (its own cwd and environment, on a free loopback
+    port); yields (its URL, the process) once it answers, and stops it after."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *map(str, args), "--port", str(port)],
+                              cwd=cwd, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
+                              stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + start_s
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("the app did not start") from None
+                time.sleep(0.5)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
