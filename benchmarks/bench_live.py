@@ -40,6 +40,12 @@ from fomm_space.model import AnimationModel  # noqa: E402
 from fomm_space.options import LIVE_DEFAULTS  # noqa: E402
 
 
+def photo_1280x960(rng: np.random.Generator) -> np.ndarray:
+    """A 960 x 1280 x 3 uint8 photo of blurred noise (for paste-back at that size)."""
+    image = (smooth_noise(rng, 1, 960)[0] * 255).astype(np.uint8)
+    return np.concatenate([image, image[:, :320]], axis=1)
+
+
 def encode_jpeg(frame: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -62,8 +68,7 @@ def main() -> None:
     config = ModelConfig.from_yaml(args.config)
     model = AnimationModel(random_model(config), config, device=args.device, precision=args.precision)
     rng = np.random.default_rng(0)
-    photo = (smooth_noise(rng, 1, 960)[0] * 255).astype(np.uint8)
-    photo = np.concatenate([photo, photo[:, :320]], axis=1)  # 1280 x 960
+    photo = photo_1280x960(rng)
     camera = (smooth_noise(rng, args.frames, max(width, height)) * 255).astype(np.uint8)[:, :height, :width]
     detector = None
     if args.crop:
@@ -128,15 +133,18 @@ class FixedWhereNone:
 
 
 def write_face_weights(folder: Path, face_heads: tuple[str, ...] = ()) -> None:
-    """face-alignment's two weight files, random, into ``folder`` (``$TORCH_HOME/hub/
-    checkpoints``), so that its real code runs and nothing is downloaded. S3FD's box
-    heads are zeroed and its classification heads fixed: the anchors of the heads named
-    in ``face_heads`` (such as "fc7") score as faces, all others as background. (Random
-    heads would call thousands of anchors faces.) FAN keeps its random weights."""
+    """face-alignment's weight files, random, into ``folder`` (``$TORCH_HOME/hub/
+    checkpoints``), so that its real code runs and nothing is downloaded: those of every
+    detector in ``fomm_space.faces.DETECTORS`` and FAN's. S3FD's box heads are zeroed and
+    its classification heads fixed: the anchors of the heads named in ``face_heads``
+    (such as "fc7") score as faces, all others as background. (Random heads would call
+    thousands of anchors faces.) BlazeFace's classifiers are zeroed (no face: every score
+    is 0.5, under its threshold). FAN keeps its random weights."""
+    from face_alignment.detection.blazeface.net_blazeface import BlazeFace
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
 
-    from fomm_space.faces import WEIGHT_FILES
+    from fomm_space.faces import DETECTOR_WEIGHTS, FAN_WEIGHTS
 
     torch.manual_seed(0)
     detector = s3fd()
@@ -149,11 +157,20 @@ def write_face_weights(folder: Path, face_heads: tuple[str, ...] = ()) -> None:
                     face = name.split("_")[0] in face_heads
                     module.bias[:-1] = 0.0 if face else 10.0  # the background channels
                     module.bias[-1] = 10.0 if face else 0.0   # the face channel
-    torch.save(detector.state_dict(), folder / WEIGHT_FILES[0])
-    torch.save(FAN(4).state_dict(), folder / WEIGHT_FILES[1])
+    torch.save(detector.state_dict(), folder / DETECTOR_WEIGHTS["sfd"][0])
+    for name, back in (("blazeface", False), ("blazeface-back", True)):
+        blaze = BlazeFace(back_model=back)
+        with torch.no_grad():
+            for head in (blaze.classifier_8, blaze.classifier_16):
+                head.weight.zero_()
+                head.bias.zero_()
+        weights, anchors = DETECTOR_WEIGHTS[name]
+        torch.save(blaze.state_dict(), folder / weights)
+        np.save(folder / anchors, np.random.default_rng(0).random((blaze.num_anchors, 4), dtype=np.float32))
+    torch.save(FAN(4).state_dict(), folder / FAN_WEIGHTS)
 
 
-def random_face_detector(device: str):
+def random_face_detector(device: str, detector: str = "sfd"):
     """face-alignment's real networks with random weights (:func:`write_face_weights`,
     in a temporary TORCH_HOME): they cost what the real ones do, and find no faces."""
     import os
@@ -166,7 +183,7 @@ def random_face_detector(device: str):
     folder.mkdir(parents=True)
     write_face_weights(folder)
     os.environ["TORCH_HOME"] = str(home)
-    return FaceAlignmentDetector(device)
+    return FaceAlignmentDetector(device, detector)
 
 
 if __name__ == "__main__":

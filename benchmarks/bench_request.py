@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import random_model, smooth_noise  # noqa: E402
-from bench_live import FixedWhereNone, random_face_detector  # noqa: E402
+from bench_engine import random_model  # noqa: E402
+from bench_live import FixedWhereNone, photo_1280x960, random_face_detector  # noqa: E402
 
 from fomm_space import DEFAULTS  # noqa: E402
 from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
@@ -55,9 +55,7 @@ def make_inputs(folder: Path, seconds: float) -> tuple[Path, Path]:
                     f"duration={seconds}", "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
     photo = folder / "photo.png"
-    rng = np.random.default_rng(0)
-    image = (smooth_noise(rng, 1, 960)[0] * 255).astype(np.uint8)
-    Image.fromarray(np.concatenate([image, image[:, :320]], axis=1)).save(photo)  # 1280 x 960
+    Image.fromarray(photo_1280x960(np.random.default_rng(0))).save(photo)
     return photo, clip
 
 

@@ -93,6 +93,13 @@ def make_media(folder: Path) -> dict[str, Path]:
     return media
 
 
+def api_data(photo: str, driving: str) -> list:
+    """/animate's parameters over plain HTTP: the two server paths, then the options."""
+    files = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in (photo, driving)]
+    return files + [True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds, DEFAULTS.ai_mark,
+                    DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
+
+
 class ServerLog:
     """The server's stderr, read in a thread; lines kept with their arrival time."""
 
@@ -175,9 +182,7 @@ class Traffic:
         with open(self.media["photo"], "rb") as f:
             photo = httpx.post(self.url + "gradio_api/upload", files={"files": f}, timeout=30).json()[0]
         target = "/etc/passwd" if kind == "server-path" else "http://127.0.0.1:9/clip.mp4"
-        data = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in (photo, target)]
-        data += [True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds, DEFAULTS.ai_mark,
-                 DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
+        data = api_data(photo, target)
         event = httpx.post(self.url + "gradio_api/call/animate", json={"data": data}, timeout=30).json()["event_id"]
         return httpx.get(self.url + f"gradio_api/call/animate/{event}", timeout=120).text
 
@@ -219,9 +224,7 @@ class Traffic:
         with open(self.media["photo"], "rb") as f1, open(self.media["long"], "rb") as f2:
             paths = [httpx.post(self.url + "gradio_api/upload", files={"files": f}, timeout=30).json()[0]
                      for f in (f1, f2)]
-        data = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in paths]
-        data += [True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds, DEFAULTS.ai_mark,
-                 DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
+        data = api_data(*paths)
         session = f"soak{random.getrandbits(48):x}"
         config = httpx.get(self.url + "config", timeout=30).json()
         fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "animate")

@@ -24,13 +24,15 @@ def free_port() -> int:
 
 @contextmanager
 def served_app(args: Sequence[object], cwd: str | Path, env: dict[str, str] | None = None, *,
-               stderr=subprocess.DEVNULL, start_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+               start_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
     """``python app.py ARGS --port P`` (its own cwd and environment, on a free loopback
-    port); yields (its URL, the process) once it answers, and stops it after."""
+    port); yields (its URL, the process) once it answers, and stops it after. With
+    ``stdout``/``stderr`` PIPE, what it printed stays readable from the process."""
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *map(str, args), "--port", str(port)],
                               cwd=cwd, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
-                              stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+                              stdout=stdout, stderr=stderr, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + start_s

@@ -17,39 +17,68 @@ from typing import Protocol
 import numpy as np
 
 from .crop import Box, largest
-from .errors import ModelNotFoundError
+from .errors import InputError, ModelNotFoundError
 from .frames import resize
 from .motion import convex_hull_area
 
-# face-alignment's weight files, looked up in $TORCH_HOME/hub/checkpoints.
-WEIGHT_FILES = ("s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar")
+# face-alignment's weight files, looked up in $TORCH_HOME/hub/checkpoints: each face
+# detector's, and the 2D FAN landmark network's (FAN_WEIGHTS).
+DETECTOR_WEIGHTS = {
+    "sfd": ("s3fd-619a316812.pth",),
+    "blazeface": ("blazeface.pth", "anchors.npy"),
+    "blazeface-back": ("blazefaceback.pth", "anchorsback.npy"),
+}
+DETECTORS = tuple(DETECTOR_WEIGHTS)
+"""face-alignment's detectors on offer (those that need no other package): S3FD (the
+authors' choice and the default: a VGG-16 that finds small and turned faces anywhere in
+the frame), and BlazeFace, MediaPipe's networks for phone cameras: ``blazeface`` at 128
+pixels for close-up selfie faces, ``blazeface-back`` at 256 pixels for faces further
+away. BlazeFace looks only at the frame's central square."""
+_FA_DETECTOR = {"sfd": ("sfd", {}), "blazeface": ("blazeface", {}),
+                "blazeface-back": ("blazeface", {"back_model": True})}
+FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
+WEIGHT_FILES = (*DETECTOR_WEIGHTS["sfd"], FAN_WEIGHTS)
+"""The default detector's weights and the landmark network's."""
 DETECTION_SIDE = 640  # images are scaled down to this longer side before detection
+
+
+def weight_files(detector: str = "sfd") -> tuple[str, ...]:
+    """The files face-alignment needs for ``detector`` and the landmarks."""
+    return (*DETECTOR_WEIGHTS[detector], FAN_WEIGHTS)
 
 
 class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Box]:
         """Boxes of the faces in an (H, W, 3) uint8 RGB image, in its pixels."""
 
-    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
-        """(68, 2) float (x, y) pixel landmarks of the largest face, or ``None``."""
+    def landmarks(self, image: np.ndarray, face: Box | None = None) -> np.ndarray | None:
+        """(68, 2) float (x, y) pixel landmarks of the face in ``face`` (a box in the
+        image's pixels, from an earlier detection), or without it of the largest face
+        found; ``None`` where there is none."""
 
 
 class FaceAlignmentDetector:
-    """face-alignment's S3FD detector and 2D FAN landmarks on one device."""
+    """One of face-alignment's face detectors (:data:`DETECTORS`) and its 2D FAN
+    landmarks, on one device."""
 
-    def __init__(self, device: str = "cpu", *, detection_side: int = DETECTION_SIDE):
+    def __init__(self, device: str = "cpu", detector: str = "sfd", *, detection_side: int = DETECTION_SIDE):
         import face_alignment
 
+        if detector not in DETECTOR_WEIGHTS:
+            raise InputError(f"Unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}.")
+        self.name = detector
         self.detection_side = detection_side
         try:
+            name, kwargs = _FA_DETECTOR[detector]
             self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device,
-                                                    flip_input=False, compile=False)
+                                                    flip_input=False, face_detector=name,
+                                                    face_detector_kwargs=kwargs, compile=False)
         except Exception as e:  # urllib, OSError, RuntimeError from torch.load: all mean the same here
             hub = os.path.join(_torch_hub_dir(), "checkpoints")
             raise ModelNotFoundError(
-                f"Face detection needs face-alignment's weights ({', '.join(WEIGHT_FILES)}) in {hub}, and they "
-                f"could not be loaded or downloaded ({type(e).__name__}: {str(e)[:200]}). Connect to the internet "
-                "once, copy the files there, or {no_crop}.") from e
+                f"Face detection needs face-alignment's weights ({', '.join(weight_files(detector))}) in {hub}, "
+                f"and they could not be loaded or downloaded ({type(e).__name__}: {str(e)[:200]}). Connect to "
+                "the internet once, copy the files there, or {no_crop}.") from e
 
     def detect(self, image: np.ndarray) -> list[Box]:
         h, w = image.shape[:2]
@@ -59,10 +88,9 @@ class FaceAlignmentDetector:
         boxes = [Box(*(float(v) / factor for v in d[:4])).clipped(h, w) for d in found]
         return [b for b in boxes if b.area > 0]
 
-    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
-        faces = self.detect(image)
-        face = largest(faces)
-        if face is None:
+    def landmarks(self, image: np.ndarray, face: Box | None = None) -> np.ndarray | None:
+        face = largest(self.detect(image)) if face is None else face
+        if face is None or face.area <= 0:
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -78,16 +106,17 @@ def _torch_hub_dir() -> str:
     return torch.hub.get_dir()
 
 
-_detectors: dict[str, FaceAlignmentDetector] = {}
+_detectors: dict[str, FaceAlignmentDetector] = {}  # by "device/detector"
 _lock = threading.Lock()
 
 
-def face_detector(device: str = "cpu") -> FaceAlignmentDetector:
-    """The face-alignment detector for ``device``, created on first use and kept."""
-    key = str(device)
+def face_detector(device: str = "cpu", detector: str = "sfd") -> FaceAlignmentDetector:
+    """The face-alignment ``detector`` (see :data:`DETECTORS`) on ``device``, created on
+    first use and kept."""
+    key = f"{device}/{detector}"
     with _lock:
         if key not in _detectors:
-            _detectors[key] = FaceAlignmentDetector(key)
+            _detectors[key] = FaceAlignmentDetector(str(device), detector)
         return _detectors[key]
 
 

@@ -29,6 +29,15 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
 
 
+def _endpoint(endpoint: str | None) -> str:
+    return endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+def _remember_unreachable(endpoint: str | None) -> None:
+    with _unreachable_lock:
+        _unreachable[_endpoint(endpoint)] = time.monotonic() + RETRY_AFTER_S
+
+
 def _behind_proxy() -> bool:
     return any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
 
@@ -40,7 +49,7 @@ def hub_reachable(endpoint: str | None = None, *, timeout: float = PROBE_TIMEOUT
     fail at once instead of each waiting for huggingface_hub's retries. Behind a proxy
     the host is not probed (the proxy decides) and this returns True.
     """
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+    endpoint = _endpoint(endpoint)
     now = time.monotonic()
     with _unreachable_lock:
         if _unreachable.get(endpoint, 0.0) > now:
@@ -65,8 +74,7 @@ def hub_reachable(endpoint: str | None = None, *, timeout: float = PROBE_TIMEOUT
     thread.join(timeout)
     ok = bool(result and result[0])
     if not ok:
-        with _unreachable_lock:
-            _unreachable[endpoint] = time.monotonic() + RETRY_AFTER_S
+        _remember_unreachable(endpoint)
     return ok
 
 
@@ -137,9 +145,7 @@ def download_checkpoint(spec: ModelSpec, *, cache_dir: str | Path | None = None,
         raise ModelNotFoundError(f"Repository {spec.repo_id} was not found on the Hub (or is private); "
                                  f"{{repo_id}} ({repo_env}).") from e
     except LocalEntryNotFoundError as e:
-        with _unreachable_lock:
-            _unreachable[endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT] = \
-                time.monotonic() + RETRY_AFTER_S
+        _remember_unreachable(endpoint)
         raise ModelNotFoundError(unreachable) from e
     except EntryNotFoundError as e:
         raise ModelNotFoundError(f"{where} was not found on the Hub; check the mirror's file names.") from e

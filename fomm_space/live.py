@@ -24,7 +24,7 @@ from .faces import FaceDetector, face_detector, normalize_landmarks
 from .frames import to_uint8
 from .model import AnimationModel
 from .motion import Keypoints, movement_scale
-from .options import DEFAULTS, AnimationOptions
+from .options import LIVE_DEFAULTS, AnimationOptions
 from .overlay import stamp_ai_mark
 from .pipeline import photo_crop, validate
 from .smoothing import KeypointSmoother
@@ -50,7 +50,8 @@ class LiveSession:
         model: the engine (either family).
         photo: (H, W, 3) uint8 RGB, the photo to animate.
         options: ``relative``, ``adapt_scale``, ``smoothing``, ``crop``, ``crop_scale``,
-            ``paste_back``, ``upscale``, ``ai_mark`` and ``avd`` apply, as in the video path.
+            ``paste_back``, ``upscale``, ``ai_mark`` and ``avd`` apply, as in the video path;
+            default :data:`~fomm_space.options.LIVE_DEFAULTS` (smoothing on).
         detector: faces in photo and camera (default: face-alignment on the model's
             device); needed only with ``options.crop``.
         fps: the camera's frame rate, for the keypoint filter.
@@ -63,7 +64,7 @@ class LiveSession:
     frame; the crop square moves only when the face has clearly moved.
     """
 
-    def __init__(self, model: AnimationModel, photo: np.ndarray, options: AnimationOptions = DEFAULTS, *,
+    def __init__(self, model: AnimationModel, photo: np.ndarray, options: AnimationOptions = LIVE_DEFAULTS, *,
                  detector: FaceDetector | None = None, fps: float = 25.0, redetect_every: int = REDETECT_EVERY):
         validate(options)
         model.check_avd(options.avd)
@@ -114,12 +115,13 @@ class LiveSession:
     def push(self, frame: np.ndarray) -> np.ndarray:
         """One camera frame, (H, W, 3) uint8 RGB, to the animated frame: (h, w, 3) uint8
         RGB at the model's size, or the whole photo with paste-back."""
-        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3):
-            raise InputError("A camera frame must be an (H, W, 3) RGB array.")
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+                and frame.dtype == np.uint8):
+            raise InputError("A camera frame must be an (H, W, 3) uint8 RGB array.")
         start = time.perf_counter()
         with self._lock:
             model, options = self.model, self.options
-            face = crop(np.ascontiguousarray(frame, dtype=np.uint8), self._follow(frame), model.size)
+            face = crop(frame, self._follow(frame), model.size)
             kp = model.detect_keypoints([face])
             if self._smoother is not None:
                 kp = self._smoother(kp)

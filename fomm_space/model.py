@@ -226,13 +226,14 @@ class AnimationModel:
         if start == 0:
             raise InputError("The driving video has no frames.")
 
-    def live(self, photo: np.ndarray, options=DEFAULTS, **kwargs):
+    def live(self, photo: np.ndarray, options=None, **kwargs):
         """A :class:`~fomm_space.live.LiveSession`: ``photo`` ((H, W, 3) uint8 RGB)
-        moved by camera frames pushed one at a time. ``kwargs``: ``detector``, ``fps``,
-        ``redetect_every``."""
+        moved by camera frames pushed one at a time. ``options`` default to
+        ``LIVE_DEFAULTS``; ``kwargs``: ``detector``, ``fps``, ``redetect_every``."""
         from .live import LiveSession
+        from .options import LIVE_DEFAULTS
 
-        return LiveSession(self, photo, options, **kwargs)
+        return LiveSession(self, photo, options or LIVE_DEFAULTS, **kwargs)
 
     def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
                 relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,

@@ -131,10 +131,6 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, face_weigh
     before torch, GPU work goes through spaces.GPU (a no-op off ZeroGPU), face-alignment's
     weights are fetched at start-up (here: found in TORCH_HOME), and it serves."""
     import ast
-    import os
-    import socket
-    import sys
-    import time
     from pathlib import Path
 
     pytest.importorskip("spaces")
@@ -145,29 +141,15 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, face_weigh
                       and (getattr(n, "module", None) or n.names[0].name).split(".")[0]
                       in ("gradio", "fomm_space", "torch"))
     assert order and order[0] < first_heavy
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SPACE_ID": "someone/fomm-space", "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen([sys.executable, str(root / "app.py"), "--config", str(tiny_files[0]), "--checkpoint",
-                               str(tiny_files[1]), "--device", "cpu", "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 120
-        while True:
-            try:
-                client_for(url)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                assert server.poll() is None and time.time() < deadline, "the app did not start"
-                time.sleep(1)
+    from benchmarks.serve import served_app
+
+    args = ["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu"]
+    with served_app(args, tmp_path, {"SPACE_ID": "someone/fomm-space"}, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT) as (url, server):
         photo, clip = media
         _, _, status = call(url, photo, clip)
         assert "12 frames" in status
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0]
+    output = server.stdout.read()
     assert "face-alignment's weights are ready" in output
 
 
@@ -212,17 +194,6 @@ def upload(url, path):
         return httpx.post(url + "gradio_api/upload", files={"files": f}, timeout=30)
 
 
-def file_data(path):
-    return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
-
-
-def all_params(photo, driving):
-    from fomm_space import DEFAULTS
-
-    return [photo, driving, True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds,
-            DEFAULTS.ai_mark, DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
-
-
 @pytest.mark.parametrize("target, message", [
     ("/etc/passwd", None),  # refused by Gradio itself (outside its upload folder), without a message
     ("result", "Only files you upload can be animated"),  # another request's result, inside it
@@ -233,13 +204,15 @@ def test_a_client_cannot_animate_a_file_it_did_not_upload(app_demo, app_url, med
     call(app_url, photo, clip)  # a result exists on the server
     result = next(app_demo.fomm_runs.root.glob("run-*/animation.mp4"))
     path = {"/etc/passwd": "/etc/passwd", "result": result, "link": "http://127.0.0.1:9/clip.mp4"}[target]
-    source = file_data(upload(app_url, photo).json()[0])
-    text = raw_call(app_url, all_params(source, file_data(path)))
+    from benchmarks.load_test import api_data
+
+    source = upload(app_url, photo).json()[0]
+    text = raw_call(app_url, api_data(source, str(path)))
     assert "event: error" in text and "event: complete" not in text, text[:500]
     if message:
         assert message in text
     # The same request with an uploaded clip works: the refusal is about the path.
-    assert "event: complete" in raw_call(app_url, all_params(source, file_data(upload(app_url, clip).json()[0])))
+    assert "event: complete" in raw_call(app_url, api_data(source, upload(app_url, clip).json()[0]))
 
 
 def test_results_folders_cannot_be_listed(app_demo, app_url, media):

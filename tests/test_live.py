@@ -91,3 +91,12 @@ def test_bad_inputs_are_our_errors(tiny_model):
     live = tiny_model.live(frames(1)[0], PLAIN)
     with pytest.raises(InputError, match="camera frame"):
         live.push(np.zeros((10, 10), np.uint8))
+    with pytest.raises(InputError, match="uint8"):  # a float frame is not guessed at
+        live.push(np.zeros((10, 10, 3), np.float32))
+
+
+def test_live_sessions_smooth_by_default(tiny_model, colour_detector):
+    from fomm_space import LIVE_DEFAULTS
+
+    live = tiny_model.live(red_patch_frame(40, 40), detector=colour_detector)
+    assert live.options == LIVE_DEFAULTS and live.options.smoothing > 0
