@@ -26,7 +26,8 @@ def no_avd_message(family: str) -> str:
 class MotionFamily(nn.Module):
     """The inference networks of one model, as plain modules (no device code).
 
-    Subclasses implement :meth:`keypoints`, :meth:`prepare` and :meth:`generate`, and
+    Subclasses implement :meth:`keypoints`, :meth:`prepare`, :meth:`motion` and
+    :meth:`decode` (together :meth:`generate`), and
     may override :meth:`transfer` (TPSMM adds its AVD mode) and :meth:`_rewrite`.
     """
 
@@ -45,10 +46,21 @@ class MotionFamily(nn.Module):
         """Everything that depends on the (1, C, H, W) source image alone."""
         raise NotImplementedError
 
+    def motion(self, prepared: dict[str, torch.Tensor], kp_source: Keypoints,
+               kp_driving: Keypoints) -> dict[str, torch.Tensor]:
+        """The dense motion from the source to each of the B driving keypoint sets (the
+        family's own dict: deformation, occlusion, ...)."""
+        raise NotImplementedError
+
+    def decode(self, prepared: dict[str, torch.Tensor], motion: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, C, H, W) float32 frames in [0, 1]: the prepared source warped by ``motion``
+        and decoded."""
+        raise NotImplementedError
+
     def generate(self, prepared: dict[str, torch.Tensor], kp_source: Keypoints,
                  kp_driving: Keypoints) -> torch.Tensor:
         """(B, C, H, W) float32 frames in [0, 1]: the source moved to the B keypoint sets."""
-        raise NotImplementedError
+        return self.decode(prepared, self.motion(prepared, kp_source, kp_driving))
 
     def transfer(self, kp_source: Keypoints, kp_driving: Keypoints, kp_initial: Keypoints, *,
                  relative: bool, adapt_scale: bool, scale: float | None, avd: bool = False) -> Keypoints:

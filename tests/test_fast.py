@@ -94,3 +94,16 @@ def test_fold_batchnorm_leaves_original_untouched():
         torch.testing.assert_close(fused(x), norm(conv(x)), atol=1e-5, rtol=1e-5)
     assert torch.equal(conv.weight, before)
 
+
+
+def test_under_autocast_conv3x3_is_the_plain_convolution_at_that_precision():
+    """Winograd's transforms at bf16 lose the picture: under autocast Conv3x3 leaves the
+    convolution to F.conv2d, exactly as the original layer computes it there."""
+    conv, x, ref = conv_case(160, (32, 32))  # a size where fp32 takes Winograd
+    plain = torch.nn.Conv2d(128, 160, 3, padding=1)
+    plain.load_state_dict({"weight": conv.weight, "bias": conv.bias})
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = conv(x), plain(x)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert (got.float() - ref).abs().max() <= 0.02 * ref.abs().max()

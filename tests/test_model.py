@@ -171,3 +171,24 @@ def test_reduced_precision_stays_close_to_the_authors(name, precision):
     out = load_case(name, precision).animate(expected["source"], expected["driving"])
     mse = float(np.mean((out.astype(np.float64) - expected["prediction_rel1_adapt1"]) ** 2))
     assert 10 * np.log10(1 / max(mse, 1e-12)) >= 40
+
+
+def test_at_bf16_the_motion_runs_in_fp32_and_the_picture_stays(tiny_files):
+    """bf16 (``auto`` on CPUs with native bf16; emulated elsewhere, with the same
+    rounding): the source's preparation and the dense motion are fp32, the decoder
+    bf16, and the frames stay within 40 dB of fp32."""
+    import torch
+
+    import fomm_space
+
+    models = {p: fomm_space.load_model(config=tiny_files[0], checkpoint=tiny_files[1], device="cpu",
+                                       precision=p, align_corners=False) for p in ("fp32", "bf16")}
+    assert models["bf16"].motion_dtype == torch.float32 and models["bf16"].dtype == torch.bfloat16
+    rng = np.random.default_rng(5)
+    source = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    driving = (rng.random((4, 64, 64, 3)) * 255).astype(np.uint8)
+    prepared = models["bf16"].prepare_source(source)
+    assert all(v.dtype == torch.float32 for v in prepared.state.values() if torch.is_tensor(v))
+    fp32, bf16 = (models[p].animate(source, driving) for p in ("fp32", "bf16"))
+    mse = float(np.mean((fp32.astype(np.float64) - bf16) ** 2))
+    assert 10 * np.log10(1 / mse) >= 40

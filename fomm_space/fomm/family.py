@@ -33,9 +33,11 @@ class FommNetworks(MotionFamily):
         """The generator's encoding and the dense-motion network's downsampled copy."""
         return {"features": self.generator.encode(image), "motion_image": self.dense_motion.downsample(image)}
 
-    def generate(self, prepared: dict[str, torch.Tensor], kp_source: Keypoints,
-                 kp_driving: Keypoints) -> torch.Tensor:
-        motion = self.dense_motion(prepared["motion_image"], kp_driving, kp_source, downsampled=True)
+    def motion(self, prepared: dict[str, torch.Tensor], kp_source: Keypoints,
+               kp_driving: Keypoints) -> dict[str, torch.Tensor]:
+        return self.dense_motion(prepared["motion_image"], kp_driving, kp_source, downsampled=True)
+
+    def decode(self, prepared: dict[str, torch.Tensor], motion: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.generator.decode(prepared["features"], motion)
 
     def decoder_modules(self) -> list[nn.Module]:

@@ -41,9 +41,11 @@ class TpsmmNetworks(MotionFamily):
         return {"image": image, "motion_image": self.dense_motion_network.downsample(image),
                 "maps": self.inpainting_network.encode(image)}
 
-    def generate(self, prepared: dict[str, Any], kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
-        motion = self.dense_motion_network(prepared["motion_image"], kp_driving["value"], kp_source["value"],
-                                           downsampled=True)
+    def motion(self, prepared: dict[str, Any], kp_source: Keypoints, kp_driving: Keypoints) -> dict[str, Any]:
+        return self.dense_motion_network(prepared["motion_image"], kp_driving["value"], kp_source["value"],
+                                         downsampled=True)
+
+    def decode(self, prepared: dict[str, Any], motion: dict[str, Any]) -> torch.Tensor:
         return self.inpainting_network.decode(prepared["maps"], prepared["image"], motion)["prediction"]
 
     def transfer(self, kp_source: Keypoints, kp_driving: Keypoints, kp_initial: Keypoints, *,
