@@ -41,8 +41,9 @@ import gradio as gr
 
 import fomm_space
 from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, AnimationOptions, FommError, ModelConfig, load_model
+from fomm_space.faces import DETECTORS
 from fomm_space.frames import MAX_IMAGE_PIXELS, read_image
-from fomm_space.paste import UPSCALERS
+from fomm_space.compose.paste import UPSCALERS
 from fomm_space.pipeline import animate_files
 from fomm_space.registry import DEFAULT_MODEL, FAMILY_TITLES, get_spec
 
@@ -353,7 +354,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 find_best_frame: bool, model: str = default_model, crop_scale: float = DEFAULTS.crop_scale,
                 max_seconds: float = DEFAULTS.max_seconds, ai_mark: bool = DEFAULTS.ai_mark,
                 paste_back: bool = DEFAULTS.paste_back, smoothing: float = DEFAULTS.smoothing,
-                upscale: str = DEFAULTS.upscale, avd: bool = DEFAULTS.avd, progress=gr.Progress()):
+                upscale: str = DEFAULTS.upscale, avd: bool = DEFAULTS.avd,
+                face_detector: str = DEFAULTS.face_detector, progress=gr.Progress()):
         """Animate the face in `source` (a photo) by the motion of `driving` (a video).
 
         Yields the status while it works, and finally the animated video (with the
@@ -370,7 +372,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                    find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
                                    max_seconds=float(max_seconds), ai_mark=bool(ai_mark),
                                    paste_back=bool(paste_back), smoothing=float(smoothing), upscale=str(upscale),
-                                   avd=bool(avd))
+                                   avd=bool(avd), face_detector=str(face_detector))
         run = Run(lambda report: start_run(source, driving, model, options, report), workers)
         try:
             for stage, done, total in run.updates():
@@ -420,6 +422,11 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                       info="0 = off (as the authors); higher = steadier, less jitter")
                 upscale = gr.Radio(list(UPSCALERS), value=DEFAULTS.upscale, label="Face upscaling for paste-back",
                                    interactive=DEFAULTS.paste_back, elem_id="upscale")
+                face_finder = gr.Radio(list(DETECTORS), value=DEFAULTS.face_detector, label="Face detector",
+                                       elem_id="face-detector",
+                                       info="sfd: small and turned faces anywhere (default); blazeface: close-up "
+                                            "frontal faces in the centre, far faster; blazeface-back: the same "
+                                            "further away")
                 ai_mark = gr.Checkbox(value=DEFAULTS.ai_mark, label='Mark the video "AI-generated"')
             with gr.Row():
                 button = gr.Button("Animate", variant="primary", elem_id="animate", scale=3)
@@ -429,7 +436,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 overlay = gr.Video(label="Keypoints: source | driving | result", height=360, elem_id="overlay")
             status = gr.Textbox(label="Status", interactive=False, elem_id="status")
             inputs = [source, driving, relative, adapt_scale, crop_faces, find_best_frame, model, crop_scale,
-                      max_seconds, ai_mark, paste_back, smoothing, upscale, avd]
+                      max_seconds, ai_mark, paste_back, smoothing, upscale, avd, face_finder]
             outputs = [result, overlay, status]
             animating = button.click(animate, inputs, outputs, api_name="animate")
             stop.click(None, None, None, cancels=[animating], api_visibility="private")

@@ -121,9 +121,9 @@ class FixedWhereNone:
         side = min(h, w) / 2
         return [Box(w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2)]
 
-    def landmarks(self, image: np.ndarray):
+    def landmarks(self, image: np.ndarray, face: Box | None = None):
         self.calls["landmarks"] += 1
-        points = self.detector.landmarks(image)
+        points = self.detector.landmarks(image, face)
         if points is not None:
             return points
         self.fixed["landmarks"] += 1
@@ -138,8 +138,8 @@ def write_face_weights(folder: Path, face_heads: tuple[str, ...] = ()) -> None:
     detector in ``fomm_space.faces.DETECTORS`` and FAN's. S3FD's box heads are zeroed and
     its classification heads fixed: the anchors of the heads named in ``face_heads``
     (such as "fc7") score as faces, all others as background. (Random heads would call
-    thousands of anchors faces.) BlazeFace's classifiers are zeroed (no face: every score
-    is 0.5, under its threshold). FAN keeps its random weights."""
+    thousands of anchors faces.) BlazeFace's classifiers score every anchor as
+    background. FAN keeps its random weights."""
     from face_alignment.detection.blazeface.net_blazeface import BlazeFace
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
@@ -163,7 +163,7 @@ def write_face_weights(folder: Path, face_heads: tuple[str, ...] = ()) -> None:
         with torch.no_grad():
             for head in (blaze.classifier_8, blaze.classifier_16):
                 head.weight.zero_()
-                head.bias.zero_()
+                head.bias.fill_(-10.0)
         weights, anchors = DETECTOR_WEIGHTS[name]
         torch.save(blaze.state_dict(), folder / weights)
         np.save(folder / anchors, np.random.default_rng(0).random((blaze.num_anchors, 4), dtype=np.float32))

@@ -39,11 +39,12 @@ from bench_live import FixedWhereNone, photo_1280x960, random_face_detector  # n
 
 from fomm_space import DEFAULTS  # noqa: E402
 from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.crop import center_box, stable_box  # noqa: E402
 from fomm_space.frames import to_uint8  # noqa: E402
 from fomm_space.model import AnimationModel  # noqa: E402
-from fomm_space.overlay import overlay_panel, stamp_ai_mark  # noqa: E402
-from fomm_space.pipeline import (BEST_FRAME_BUDGET, animate_files, cropped_frames, detection_stride,  # noqa: E402
-                                 driving_box, find_best_frame, photo_crop)
+from fomm_space.compose import Composer  # noqa: E402
+from fomm_space.pipeline import (animate_files, cropped_frames, driving_track, find_best_frame,  # noqa: E402
+                                 photo_crop)
 from fomm_space.video import VideoWriter, ffmpeg_exe, probe  # noqa: E402
 
 
@@ -94,12 +95,18 @@ def main() -> None:
         info = probe(clip)
         max_frames = int(options.max_seconds * info.fps)
         total = min(info.frame_count or max_frames, max_frames)
-        _, src, paste = timed("photo face", photo_crop, photo, options, detector, model.size)
-        box = timed("driving-face track", driving_box, clip, info, max_frames, options, detector)
+        _, src, paste, src_face = timed("photo face", photo_crop, photo, options, detector, model.size)
+        track = None
+        if options.crop:
+            track, total = timed("driving-face track", driving_track, clip, info, max_frames, detector)
+            box = stable_box(track, options.crop_scale)
+        else:
+            box = center_box(info.size[1], info.size[0])
         if options.find_best_frame:
-            step = detection_stride(total, BEST_FRAME_BUDGET)
             timed("best-frame search", find_best_frame, src,
-                  cropped_frames(clip, box, model.size, max_frames, step), step, detector, total)
+                  lambda start, stop, step: cropped_frames(clip, box, model.size, min(stop, max_frames), step, start),
+                  total, detector, source_face=src_face,
+                  faces=(lambda i: track.box_at(i).relative_to(box, model.size)) if track else None)
         frames = timed("decode + crop", lambda: list(cropped_frames(clip, box, model.size, max_frames)))
         results, kp = [], []
         source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy()
@@ -110,13 +117,13 @@ def main() -> None:
                 kp.extend(zip(batch.driving_keypoints, batch.keypoints))
         timed("engine", engine)
 
-        def compose():
-            out = []
+        composer = Composer(src, source_kp, paste, options.ai_mark)
+        composed = []
+
+        def compose():  # the composer's arrays are reused: copies kept for the encoding stage
             for result, frame, (kd, kn) in zip(results, frames, kp):
-                shown = paste(result) if paste is not None else result
-                out.append((stamp_ai_mark(shown), overlay_panel(src, source_kp, frame, kd, result, kn)))
-            return out
-        composed = timed("composition", compose)
+                composed.append((composer.frame(result).copy(), composer.panel(frame, kd, result, kn).copy()))
+        timed("composition", compose)
 
         def encode():
             with VideoWriter(tmp / "a.mp4", info.fps, audio_from=clip) as a, VideoWriter(tmp / "k.mp4", info.fps) as k:

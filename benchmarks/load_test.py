@@ -97,7 +97,7 @@ def api_data(photo: str, driving: str) -> list:
     """/animate's parameters over plain HTTP: the two server paths, then the options."""
     files = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in (photo, driving)]
     return files + [True, True, False, False, MODEL, DEFAULTS.crop_scale, DEFAULTS.max_seconds, DEFAULTS.ai_mark,
-                    DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd]
+                    DEFAULTS.paste_back, DEFAULTS.smoothing, DEFAULTS.upscale, DEFAULTS.avd, DEFAULTS.face_detector]
 
 
 class ServerLog:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "examples"))
 from make_examples import draw_face  # noqa: E402
 
 from fomm_space.crop import Box, crop  # noqa: E402
-from fomm_space.paste import PasteBack, upscale  # noqa: E402
+from fomm_space.compose.paste import PasteBack, upscale  # noqa: E402
 from fomm_space.smoothing import KeypointSmoother  # noqa: E402
 
 

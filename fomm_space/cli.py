@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from .device import PRECISIONS
 from .errors import FommError
+from .faces import DETECTORS
 from .options import DEFAULTS, AnimationOptions
-from .paste import UPSCALERS
+from .compose.paste import UPSCALERS
 from .registry import DEFAULT_MODEL, FAMILY_TITLES, MODELS
 
 
@@ -36,6 +37,10 @@ def _add_crop_args(parser: argparse.ArgumentParser, *, toggle: bool = True) -> N
         group.add_argument("--crop", action=argparse.BooleanOptionalAction, default=DEFAULTS.crop,
                            help="find and crop the faces in photo and video (default on); --no-crop uses "
                                 "the centred squares")
+    group.add_argument("--face-detector", choices=DETECTORS, default=DEFAULTS.face_detector,
+                       help=f"face-alignment's face detector (default {DEFAULTS.face_detector}: S3FD, small and "
+                            "turned faces anywhere; blazeface: close-up frontal faces in the frame's centre, far "
+                            "faster; blazeface-back: the same further away)")
     group.add_argument("--crop-scale", type=float, default=DEFAULTS.crop_scale,
                        help=f"crop side / face box side (default {DEFAULTS.crop_scale:g}: hair and chin kept)")
     group.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
@@ -108,7 +113,7 @@ def _animate(args: argparse.Namespace) -> int:
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
                                max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
                                paste_back=args.paste_back, upscale=args.upscale or DEFAULTS.upscale,
-                               smoothing=args.smooth, avd=args.avd)
+                               smoothing=args.smooth, avd=args.avd, face_detector=args.face_detector)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     if args.avd:  # before any download: the family is in the registry or the config
@@ -138,7 +143,8 @@ def _crop(args: argparse.Namespace) -> int:
 
     if args.size < 16 or args.size > 2048:
         return _fail(f"--size must be between 16 and 2048 pixels, got {args.size}.", 2)
-    options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds)
+    options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds,
+                               face_detector=args.face_detector)
     with _ProgressBars() as progress:
         report = crop_video_file(args.input, args.output, size=(args.size, args.size), options=options,
                                  device=str(select_device(args.device)), progress=progress)

@@ -6,6 +6,7 @@ the detections come in (see :mod:`fomm_space.faces`), crops go out.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,12 @@ class Box:
         cx, cy = self.center
         return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
+    def relative_to(self, outer: "Box", size: tuple[int, int]) -> "Box":
+        """This box in the pixels of ``outer`` cut out and resized to (height, width)."""
+        fx, fy = size[1] / max(outer.width, 1e-9), size[0] / max(outer.height, 1e-9)
+        return Box((self.left - outer.left) * fx, (self.top - outer.top) * fy,
+                   (self.right - outer.left) * fx, (self.bottom - outer.top) * fy)
+
     def as_ints(self) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) rounded to whole pixels, at least 1 pixel wide and high."""
         left, top = round(self.left), round(self.top)
@@ -121,6 +128,19 @@ class FaceTrack:
     @property
     def median_size(self) -> float:
         return float(np.median([max(b.width, b.height) for b in self.boxes]))
+
+    def box_at(self, frame: int) -> Box:
+        """The face's box in ``frame``: interpolated between the detections either side,
+        the nearest one's before the first and after the last."""
+        i = bisect.bisect_left(self.frames, frame)
+        if i < len(self.frames) and self.frames[i] == frame:
+            return self.boxes[i]
+        if i == 0 or i == len(self.frames):
+            return self.boxes[min(i, len(self.boxes) - 1)]
+        (f0, a), (f1, b) = (self.frames[i - 1], self.boxes[i - 1]), (self.frames[i], self.boxes[i])
+        t = (frame - f0) / (f1 - f0)
+        return Box(*(u + t * (v - u) for u, v in zip((a.left, a.top, a.right, a.bottom),
+                                                    (b.left, b.top, b.right, b.bottom))))
 
 
 def track_faces(detections: Iterable[tuple[int, Sequence[Box]]], *, min_iou: float = 0.25) -> list[FaceTrack]:

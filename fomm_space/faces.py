@@ -143,10 +143,16 @@ def closest_pose(source: np.ndarray, candidates: Iterable[tuple[int, np.ndarray 
         return None
     best, best_dist = None, np.inf
     for index, points in candidates:
-        norm = None if points is None else normalize_landmarks(points)
-        if norm is None:
-            continue
-        dist = float(((norm - ref) ** 2).sum())
+        dist = pose_distance(ref, points)
         if dist < best_dist:
             best, best_dist = index, dist
     return best
+
+
+def pose_distance(reference: np.ndarray, points: np.ndarray | None) -> float:
+    """The authors' best-frame distance: the sum of squared differences between
+    ``reference`` (landmarks already through :func:`normalize_landmarks`) and
+    ``points`` normalised the same way; infinite for no face (``None``) or degenerate
+    points."""
+    norm = None if points is None else normalize_landmarks(points)
+    return np.inf if norm is None else float(((norm - reference) ** 2).sum())

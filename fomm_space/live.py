@@ -25,7 +25,7 @@ from .frames import to_uint8
 from .model import AnimationModel
 from .motion import Keypoints, movement_scale
 from .options import LIVE_DEFAULTS, AnimationOptions
-from .overlay import stamp_ai_mark
+from .compose.overlay import stamp_ai_mark
 from .pipeline import photo_crop, validate
 from .smoothing import KeypointSmoother
 
@@ -73,10 +73,10 @@ class LiveSession:
         if redetect_every < 1:
             raise InputError(f"redetect_every must be at least 1, got {redetect_every}.")
         if detector is None and options.crop:
-            detector = face_detector(str(model.device))
+            detector = face_detector(str(model.device), options.face_detector)
         self.model, self.options, self.fps, self.redetect_every = model, options, fps, redetect_every
         self._detector = detector
-        self.photo_box, self.source, self._paste = photo_crop(photo, options, detector, model.size)
+        self.photo_box, self.source, self._paste, _ = photo_crop(photo, options, detector, model.size)
         self._prepared = model.prepare_source(self.source)
         self._source_kp = self._prepared.keypoints_array
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="live-faces") if options.crop else None

@@ -113,6 +113,10 @@ class AnimationModel:
         """(height, width) of the frames the model produces."""
         return self.config.size
 
+    def batch_size(self, batch_size: int | None = None) -> int:
+        """Driving frames per forward pass: ``batch_size``, or the device's default."""
+        return DEFAULT_BATCH.get(self.device.type, 4) if batch_size is None else batch_size
+
     @property
     def precision(self) -> str:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
@@ -192,7 +196,7 @@ class AnimationModel:
         if not 0.0 <= smoothing <= 1.0:
             raise InputError(f"smoothing must be between 0 (off) and 1, got {smoothing:g}.")
         smoother = KeypointSmoother(smoothing, fps) if smoothing > 0 else None
-        size = DEFAULT_BATCH.get(self.device.type, 4) if batch_size is None else batch_size
+        size = self.batch_size(batch_size)
         if size < 1:
             raise InputError(f"batch_size must be at least 1, got {size}.")
         start = 0

@@ -31,6 +31,11 @@ class AnimationOptions:
             to 1 (strongest); a One-Euro filter.
         avd: TPSMM's AVD mode (animation via disentanglement: the driving pose on the
             source's identity); only for TPSMM models with an AVD network.
+        face_detector: face-alignment's face detector for cropping, one of
+            ``fomm_space.faces.DETECTORS``: "sfd" (S3FD, the authors' choice: small and
+            turned faces anywhere in the frame), "blazeface" (close-up frontal faces,
+            the frame's central square only; far faster), "blazeface-back" (the same
+            for faces further away).
     """
 
     relative: bool = True
@@ -46,6 +51,7 @@ class AnimationOptions:
     upscale: str = "lanczos"
     smoothing: float = 0.0
     avd: bool = False
+    face_detector: str = "sfd"
 
 
 DEFAULTS = AnimationOptions()

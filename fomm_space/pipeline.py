@@ -13,27 +13,31 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
 
-from .crop import Box, center_box, crop, detection_stride, face_square, largest, main_track, \
+from .crop import Box, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track, \
     sampled_detections, stable_box, track_faces
 from .errors import InputError
-from .faces import FaceDetector, closest_pose, face_detector
+from .faces import DETECTORS, FaceDetector, face_detector, normalize_landmarks, pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
-from .overlay import draw_keypoints, overlay_panel, stamp_ai_mark
-from .paste import UPSCALERS, PasteBack
-from .video import VideoInfo, VideoWriter, probe, read_frames
+from .compose import Composer, PasteBack, draw_keypoints
+from .compose.paste import UPSCALERS
+from .overlap import WriteBehind, read_ahead
+from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
 
 TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more where the face jumps)
 DETECTION_BUDGET = 100   # at most about this many of those on long clips
-BEST_FRAME_BUDGET = 100  # driving frames examined by the best-frame search
+BEST_FRAME_COARSE = 30  # driving frames the best-frame search looks at first (then a few around the best)
+TRACK_SIDE = 320         # longer side of the driving frames the face detector sees (S3FD finds faces
+                         # down to about 16 pixels there: a twentieth of the frame)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ def validate(options: AnimationOptions) -> None:
         raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {options.upscale!r}.")
     if not 0.0 <= options.smoothing <= 1.0:
         raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
+    if options.face_detector not in DETECTORS:
+        raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {options.face_detector!r}.")
     if not 1.0 <= options.crop_scale <= 4.0:
         raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
 
@@ -107,82 +113,135 @@ def _check_folders(*paths: str | Path | None) -> None:
             raise InputError(f"Output folder {Path(path).parent} does not exist.")
 
 
-def source_box(image: np.ndarray, options: AnimationOptions, detector: FaceDetector | None) -> Box:
-    """The square of the (H, W, 3) uint8 photo to animate: around its largest face, or
-    the centred square with cropping off."""
-    if not options.crop:
-        return center_box(*image.shape[:2])
-    face = largest(detector.detect(image))
-    if face is None:
-        raise InputError("No face found in the source photo. Use a photo where the face is clearly visible "
-                         "and upright, or {no_crop}.")
-    return face_square(face, options.crop_scale)
+class PhotoCrop(NamedTuple):
+    """The photo's side of a run."""
+
+    box: Box                  # the square cut out of the photo, in its pixels
+    image: np.ndarray         # that square at the model's size: (h, w, 3) uint8 RGB
+    paste: PasteBack | None   # the paste-back into the whole photo (None: off, or the photo is small)
+    face: Box | None          # the face in ``image``'s pixels (None with cropping off)
 
 
 def photo_crop(image: np.ndarray, options: AnimationOptions, detector: FaceDetector | None,
-               size: tuple[int, int]) -> tuple[Box, np.ndarray, PasteBack | None]:
-    """The photo's side of a run: its crop box (see :func:`source_box`), the (h, w, 3)
-    uint8 crop at the model's ``size``, and the paste-back into the whole photo (None
-    when off, or when the photo is no larger than the crop)."""
-    box = source_box(image, options, detector)
+               size: tuple[int, int]) -> PhotoCrop:
+    """Cut the (H, W, 3) uint8 photo to the square around its largest face (the centred
+    square with cropping off) at the model's ``size``; see :class:`PhotoCrop`."""
+    face = None
+    if not options.crop:
+        box = center_box(*image.shape[:2])
+    else:
+        face = largest(detector.detect(image))
+        if face is None:
+            raise InputError("No face found in the source photo. Use a photo where the face is clearly visible "
+                             "and upright, or {no_crop}.")
+        box = face_square(face, options.crop_scale)
     larger = image.shape[0] > size[0] or image.shape[1] > size[1]
     paste = PasteBack(image, box, method=options.upscale) if options.paste_back and larger else None
-    return box, crop(image, box, size), paste
+    return PhotoCrop(box, crop(image, box, size), paste, face.relative_to(box, size) if face else None)
+
+
+def driving_track(path: Path, info: VideoInfo, max_frames: int, detector: FaceDetector,
+                  progress: Progress | None = None) -> tuple[FaceTrack, int]:
+    """The main face's track through the driving clip (boxes in the clip's pixels), and
+    the number of frames read.
+
+    The frames are decoded at TRACK_SIDE pixels on their longer side for the detector,
+    which looks at TRACK_PER_SECOND of them a second (fewer on clips longer than
+    DETECTION_BUDGET of those) and, between two of them, wherever the faces changed
+    (see :func:`~fomm_space.crop.sampled_detections`).
+    """
+    total = min(info.frame_count or max_frames, max_frames)
+    stride = max(1, round(info.fps / TRACK_PER_SECOND), detection_stride(total, DETECTION_BUDGET))
+    factor = min(1.0, TRACK_SIDE / max(info.size))
+    count = 0
+
+    def frames():  # scaled down by ffmpeg as it decodes
+        nonlocal count
+        for i, frame in enumerate(read_frames(path, max_frames=max_frames, scale=factor)):
+            count = i + 1
+            if i % stride == 0:
+                _notify(progress, "faces", i, total)
+            yield frame
+
+    width, height = scaled_size(info.size, factor)
+    fx, fy = info.size[0] / width, info.size[1] / height
+    detections = ((i, [Box(b.left * fx, b.top * fy, b.right * fx, b.bottom * fy) for b in boxes])
+                  for i, boxes in sampled_detections(frames(), detector.detect, stride))
+    track = main_track(track_faces(detections))
+    if track is None:
+        raise InputError("No face found in the driving video. Use a clip where one face is clearly visible, "
+                         "or {no_crop}.")
+    return track, count
 
 
 def driving_box(path: Path, info: VideoInfo, max_frames: int, options: AnimationOptions,
                 detector: FaceDetector | None, progress: Progress | None = None) -> Box:
     """One square for the whole driving clip, around the face tracked through it (see
-    :func:`~fomm_space.crop.stable_box`); the centred square with cropping off.
-
-    The detector looks at TRACK_PER_SECOND frames a second (fewer on clips longer than
-    DETECTION_BUDGET of those) and, between two of them, wherever the faces changed (see
-    :func:`~fomm_space.crop.sampled_detections`).
-    """
+    :func:`driving_track` and :func:`~fomm_space.crop.stable_box`); the centred square
+    with cropping off."""
     if not options.crop:
         width, height = info.size
         return center_box(height, width)
-    total = min(info.frame_count or max_frames, max_frames)
-    stride = max(1, round(info.fps / TRACK_PER_SECOND), detection_stride(total, DETECTION_BUDGET))
-
-    def frames():
-        for i, frame in enumerate(read_frames(path, max_frames=max_frames)):
-            if i % stride == 0:
-                _notify(progress, "faces", i, total)
-            yield frame
-
-    track = main_track(track_faces(sampled_detections(frames(), detector.detect, stride)))
-    if track is None:
-        raise InputError("No face found in the driving video. Use a clip where one face is clearly visible, "
-                         "or {no_crop}.")
-    return stable_box(track, options.crop_scale)
+    return stable_box(driving_track(path, info, max_frames, detector, progress)[0], options.crop_scale)
 
 
-def cropped_frames(path: Path, box: Box, size: tuple[int, int], max_frames: int, step: int = 1
-                   ) -> Iterator[np.ndarray]:
-    """The driving frames cut to ``box`` and resized to ``size``: (H, W, 3) uint8 each."""
-    for frame in read_frames(path, max_frames=max_frames, step=step):
+def cropped_frames(path: Path, box: Box, size: tuple[int, int], max_frames: int, step: int = 1,
+                   start: int = 0) -> Iterator[np.ndarray]:
+    """The driving frames ``start, start + step, ...`` (of the first ``max_frames``) cut
+    to ``box`` and resized to ``size``: (H, W, 3) uint8 each."""
+    frames = read_frames(path, max_frames=max_frames, step=step) if start == 0 else \
+        itertools.islice(read_frames(path, max_frames=max_frames), start, None, step)
+    for frame in frames:
         yield crop(frame, box, size)
 
 
-def find_best_frame(source: np.ndarray, frames: Iterator[np.ndarray], step: int, detector: FaceDetector,
-                    total: int | None = None, progress: Progress | None = None) -> int:
-    """Index of the driving frame whose face pose is closest to the source's (the
-    authors' ``find_best_frame``); ``frames`` are every ``step``-th cropped frame."""
-    source_points = detector.landmarks(source)
-    if source_points is None:
+def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterator[np.ndarray]], total: int,
+                    detector: FaceDetector, *, source_face: Box | None = None,
+                    faces: Callable[[int], Box] | None = None, progress: Progress | None = None
+                    ) -> tuple[int, np.ndarray]:
+    """(index, frame) of the driving frame whose face pose is closest to the source's
+    (the authors' criterion: :func:`~fomm_space.faces.closest_pose`), from far fewer
+    landmark runs than frames.
+
+    ``frames(start, stop, step)`` yields the cropped driving frames ``start, start +
+    step, ...`` before ``stop``; ``total`` is how many there are. ``source_face`` and
+    ``faces(i)`` are the face boxes already known (in the crops' pixels): the landmarks
+    are found there, without a second detection (where none is found there, a frame is
+    searched afresh). The search looks at BEST_FRAME_COARSE
+    frames spread evenly, then around the closest of them halves the step down to one
+    frame, keeping the closer side (the pose changes smoothly between frames).
+    """
+    source_points = detector.landmarks(source, source_face)
+    reference = None if source_points is None else normalize_landmarks(source_points)
+    if reference is None:
         raise InputError("The face-landmark search found no face in the cropped source photo; "
                          "{no_best_frame} or use a clearer photo.")
+    step = detection_stride(total, BEST_FRAME_COARSE)
+    seen: dict[int, tuple[float, np.ndarray]] = {}
 
-    def candidates():
-        for i, frame in enumerate(frames):
-            yield i * step, detector.landmarks(frame)
-            _notify(progress, "best frame", (i + 1) * step, total)
+    def look(index: int, frame: np.ndarray) -> None:
+        points = detector.landmarks(frame, faces(index)) if faces is not None else None
+        if points is None:  # no track, or the face is not where it was (lost, jumped): a fresh detection
+            points = detector.landmarks(frame)
+        seen[index] = (pose_distance(reference, points), frame)
 
-    best = closest_pose(source_points, candidates())
-    if best is None:
+    for i, frame in enumerate(frames(0, total, step)):
+        look(i * step, frame)
+        _notify(progress, "best frame", (i + 1) * step, total)
+    best = min(seen, key=lambda i: seen[i][0], default=None)
+    if best is None or not np.isfinite(seen[best][0]):
         raise InputError("No face landmarks were found in any driving frame; {no_best_frame}.")
-    return best
+    if step > 1:  # the frames around the best one, read once; of them, only those on the way are looked at
+        lo, hi = max(0, best - step + 1), min(total, best + step)
+        window = dict(zip(range(lo, hi), frames(lo, hi, 1)))
+        half = step // 2
+        while half >= 1:
+            for index in (best - half, best + half):
+                if index in window and index not in seen:
+                    look(index, window[index])
+            best = min((i for i in (best - half, best, best + half) if i in seen), key=lambda i: seen[i][0])
+            half //= 2
+    return best, seen[best][1]
 
 
 def animate_files(model: AnimationModel, source: str | Path, driving: str | Path, output: str | Path, *,
@@ -209,19 +268,26 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
     if detector is None and (options.crop or options.find_best_frame):
-        detector = face_detector(str(model.device))
+        detector = face_detector(str(model.device), options.face_detector)
 
-    s_box, src, paste = photo_crop(image, options, detector, model.size)
-    d_box = driving_box(driving, info, max_frames, options, detector, progress)
+    s_box, src, paste, s_face = photo_crop(image, options, detector, model.size)
+    track = None
+    if options.crop:
+        track, counted = driving_track(driving, info, max_frames, detector, progress)
+        d_box, total = stable_box(track, options.crop_scale), counted
+    else:
+        d_box = driving_box(driving, info, max_frames, options, detector)
 
-    best = options.best_frame
+    def frames_between(start: int, stop: int, step: int) -> Iterator[np.ndarray]:
+        return cropped_frames(driving, d_box, model.size, min(stop, max_frames), step, start)
+
+    best, reference = options.best_frame, None
     if best is None and options.find_best_frame:
-        step = detection_stride(total, BEST_FRAME_BUDGET)
-        best = find_best_frame(src, cropped_frames(driving, d_box, model.size, max_frames, step), step,
-                               detector, total, progress)
-    reference = None
-    if best is not None:
-        reference = next(itertools.islice(cropped_frames(driving, d_box, model.size, max_frames), best, None), None)
+        faces = (lambda i: track.box_at(i).relative_to(d_box, model.size)) if track is not None else None
+        best, reference = find_best_frame(src, frames_between, total or max_frames, detector, source_face=s_face,
+                                          faces=faces, progress=progress)
+    elif best is not None:
+        reference = next(frames_between(best, best + 1, 1), None)
         if reference is None:
             raise InputError(f"best_frame {best} is past the end of the driving video.")
 
@@ -232,33 +298,41 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
             pending.append(frame)
             yield frame
 
-    frames = remember(cropped_frames(driving, d_box, model.size, max_frames))
+    batch = model.batch_size(options.batch_size)
+    reader = read_ahead(cropped_frames(driving, d_box, model.size, max_frames), 2 * batch)
     done = 0
     source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy() if overlay or preview else None
+    composer = Composer(src, source_kp, paste, options.ai_mark)
     writers: list[VideoWriter] = []
     paths: list[Path] = []
+
+    def write(item: tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]) -> None:
+        results, driving_frames, driving_kp, result_kp = item
+        for i, result in enumerate(results):
+            writers[0].write(composer.frame(result))
+            if overlay is not None:
+                writers[1].write(composer.panel(driving_frames[i], driving_kp[i], result, result_kp[i]))
+
+    behind = WriteBehind(write, depth=2)
     try:
         writers.append(VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None))
         if overlay is not None:
             writers.append(VideoWriter(Path(overlay), info.fps))
-        for batch in model.stream(src, frames, relative=options.relative, adapt_scale=options.adapt_scale,
-                                  batch_size=options.batch_size, reference=reference,
-                                  smoothing=options.smoothing, fps=info.fps, avd=options.avd):
-            results = to_uint8(batch.frames)
-            for i, result in enumerate(results):
-                shown = paste(result) if paste is not None else result
-                writers[0].write(stamp_ai_mark(shown) if options.ai_mark else shown)
-                driving_frame = pending.popleft()
-                if overlay is not None:
-                    writers[1].write(overlay_panel(src, source_kp, driving_frame, batch.driving_keypoints[i],
-                                                   result, batch.keypoints[i]))
+        for out in model.stream(src, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
+                                batch_size=batch, reference=reference, smoothing=options.smoothing,
+                                fps=info.fps, avd=options.avd):
+            results = to_uint8(out.frames)
+            behind.put((results, [pending.popleft() for _ in results], out.driving_keypoints, out.keypoints))
             done += len(results)
             _notify(progress, "animating", done, total)
+        behind.close()
         if preview is not None:
             paths.append(write_image(preview, draw_keypoints(src, source_kp)))
         for w in reversed(writers):  # the overlay first: the main output appears last
             paths.insert(0, w.close())
     except BaseException:
+        behind.cancel()
+        reader.close()
         for w in writers:
             w.abort()
         for path in paths:
@@ -286,7 +360,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
     if detector is None and options.crop:
-        detector = face_detector(device)
+        detector = face_detector(device, options.face_detector)
     box = driving_box(driving, info, max_frames, options, detector, progress)
     with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None) as writer:
         for frame in cropped_frames(driving, box, size, max_frames):

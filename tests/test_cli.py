@@ -161,3 +161,19 @@ def test_best_frame_search_smoothing_and_upscaler_from_the_command_line(tiny_fil
     bad = run("animate", "--source", photo, "--driving", clip, "--output", out, "--smooth", 2,
               *model_args(tiny_files))
     assert bad.returncode == 1 and "smoothing must be between 0" in bad.stderr
+
+
+def test_face_detector_flag_chooses_face_alignments_detector(tiny_files, media, tmp_path, face_weights):
+    """--face-detector reaches face-alignment: its BlazeFace (random weights here, like
+    the S3FD that finds the test's "faces") finds no face and says so in one line; an
+    unknown name is refused by the flag."""
+    photo, clip = media
+    args = ["animate", "--source", photo, "--driving", clip, "--output", tmp_path / "out.mp4",
+            *model_args(tiny_files)]
+    assert run(*args, "--face-detector", "sfd").returncode == 0
+    refused = run(*args, "--face-detector", "blazeface")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: No face found in the source "
+                                                                              "photo."), refused.stderr
+    bad = run(*args, "--face-detector", "haar")
+    assert bad.returncode == 2 and "--face-detector" in bad.stderr

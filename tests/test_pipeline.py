@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fomm_space import AnimationOptions, InputError
-from fomm_space.crop import Box, face_square
+from fomm_space.crop import Box, face_square, largest
 from fomm_space.pipeline import animate_files, crop_video_file
 from fomm_space.video import probe, read_frames
 
@@ -155,3 +155,63 @@ def test_a_missing_output_folder_fails_first_and_leaves_nothing(tiny_model, phot
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]
     with pytest.raises(InputError, match="not both"):
         run(tiny_model, photo, clip, tmp_path, colour_detector, best_frame=1, find_best_frame=True)
+
+
+# --- The best frame from few landmark runs, on the box already known ----------------------
+
+def width_clip(n=120, lost=(), jump_at=None, second=None):
+    """Frames with one red "face" 40 pixels high whose width grows by a pixel a frame
+    (20 + t: each frame's pose differs), moving; ``lost`` frames have none, from
+    ``jump_at`` it is elsewhere, and ``second`` = (first, last) frames show another
+    smaller face."""
+    frames = []
+    for t in range(n):
+        frame = np.full((140, 400, 3), 80, np.uint8)
+        if t not in lost:
+            x = 20 + (200 if jump_at is not None and t >= jump_at else int(30 * np.sin(t / 15)) + 40)
+            frame[50:90, x:x + 20 + t] = (255, 0, 0)
+        if second and second[0] <= t <= second[1]:
+            frame[10:30, 360:380] = (255, 0, 0)
+        frames.append(frame)
+    return frames
+
+
+BEST_CLIPS = {
+    "moving": {},
+    "lost for a while": {"lost": range(60, 90)},
+    "two faces": {"second": (30, 70)},
+    "jumping": {"jump_at": 60},
+}
+
+
+@pytest.mark.parametrize("name", list(BEST_CLIPS))
+@pytest.mark.parametrize("source_width", [75, 36, 131])
+def test_best_frame_agrees_with_the_exhaustive_search_from_few_landmark_runs(name, source_width, colour_detector):
+    """The authors' criterion over every frame (landmarks from a fresh detection each)
+    against the search: the same frame within one, from few landmark runs."""
+    from fomm_space.crop import main_track, sampled_detections, track_faces
+    from fomm_space.faces import closest_pose
+    from fomm_space.pipeline import find_best_frame
+
+    frames = width_clip(**BEST_CLIPS[name])
+    source = np.full((140, 400, 3), 80, np.uint8)
+    source[50:90, 100:100 + source_width] = (255, 0, 0)
+    exhaustive = closest_pose(colour_detector.landmarks(source),
+                              ((i, colour_detector.landmarks(f)) for i, f in enumerate(frames)))
+    track = main_track(track_faces(sampled_detections(frames, colour_detector.detect, 10)))
+    calls = []
+
+    class Counting(type(colour_detector)):
+        def landmarks(self, image, face=None):
+            calls.append(face is not None)
+            return super().landmarks(image, face)
+
+    best, frame = find_best_frame(source, lambda start, stop, step: iter(frames[start:stop:step]), len(frames),
+                                  Counting(), source_face=largest(colour_detector.detect(source)),
+                                  faces=track.box_at)
+    assert abs(best - exhaustive) <= 1, (best, exhaustive)
+    assert frame is frames[best]
+    if name in ("moving", "two faces"):  # every run on the box already known: no detection
+        assert all(calls) and len(calls) <= 0.34 * len(frames), len(calls)
+    else:  # where the face is not in its box, that frame is also searched afresh
+        assert len(calls) <= 0.5 * len(frames), len(calls)

@@ -28,28 +28,26 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, colors: np.ndarray 
     image's smaller side, with a dark rim so dots show on light and dark images.
     """
     out = np.array(image, dtype=np.uint8, copy=True)
-    h, w = out.shape[:2]
+    dot_keypoints(out, keypoints, colors, radius)
+    return out
+
+
+def dot_keypoints(image: np.ndarray, keypoints: np.ndarray, colors: np.ndarray | None = None,
+                  radius: float | None = None) -> None:
+    """:func:`draw_keypoints` in place, on an (H, W, 3) uint8 array."""
+    h, w = image.shape[:2]
     colors = keypoint_colors(len(keypoints)) if colors is None else colors
     r = radius if radius is not None else max(2.0, 0.015 * min(h, w))
-    yy, xx = np.mgrid[0:h, 0:w]
     for (x, y), color in zip(to_pixels(keypoints, h, w), colors):
         y0, y1 = max(0, int(y - r - 2)), min(h, int(y + r + 3))
         x0, x1 = max(0, int(x - r - 2)), min(w, int(x + r + 3))
         if y0 >= y1 or x0 >= x1:
             continue
-        d2 = (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2
-        patch = out[y0:y1, x0:x1]
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        d2 = (yy - y) ** 2 + (xx - x) ** 2
+        patch = image[y0:y1, x0:x1]
         patch[d2 <= (r + 1) ** 2] = (0, 0, 0)
         patch[d2 <= r ** 2] = color
-    return out
-
-
-def overlay_panel(source: np.ndarray, source_kp: np.ndarray, driving: np.ndarray, driving_kp: np.ndarray,
-                  result: np.ndarray, result_kp: np.ndarray) -> np.ndarray:
-    """Source | driving | result side by side (all (H, W, 3) uint8), each with its keypoints."""
-    colors = keypoint_colors(len(source_kp))
-    return np.concatenate([draw_keypoints(source, source_kp, colors), draw_keypoints(driving, driving_kp, colors),
-                           draw_keypoints(result, result_kp, colors)], axis=1)
 
 
 AI_MARK = "AI-generated"
@@ -74,11 +72,18 @@ def _mark_layer(height: int, width: int, text: str) -> tuple[tuple[int, int], np
     return corner, np.asarray(alpha, np.float32)[:, :, None] / 255.0, np.asarray(colour, np.float32)
 
 
-def stamp_ai_mark(frame: np.ndarray, text: str = AI_MARK) -> np.ndarray:
-    """A copy of an (H, W, 3) uint8 frame with ``text`` on a dark plate in the lower right."""
-    out = np.array(frame, dtype=np.uint8, copy=True)
+def stamp_ai_mark(frame: np.ndarray, text: str = AI_MARK, *, in_place: bool = False) -> np.ndarray:
+    """An (H, W, 3) uint8 frame with ``text`` on a dark plate in the lower right: a copy,
+    or with ``in_place`` the frame itself."""
+    out = frame if in_place else np.array(frame, dtype=np.uint8, copy=True)
     (top, left), alpha, colour = _mark_layer(out.shape[0], out.shape[1], text)
     h, w = alpha.shape[:2]
     region = out[top:top + h, left:left + w].astype(np.float32)
     out[top:top + h, left:left + w] = (region * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
     return out
+
+
+def mark_region(height: int, width: int, text: str = AI_MARK) -> tuple[slice, slice]:
+    """(rows, columns) that :func:`stamp_ai_mark` changes in a ``height`` x ``width`` frame."""
+    (top, left), alpha, _ = _mark_layer(height, width, text)
+    return slice(top, top + alpha.shape[0]), slice(left, left + alpha.shape[1])

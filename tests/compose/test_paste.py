@@ -5,7 +5,7 @@ import pytest
 
 from fomm_space.crop import Box, crop
 from fomm_space.errors import InputError
-from fomm_space.paste import PasteBack, upscale
+from fomm_space.compose.paste import PasteBack, upscale
 
 
 def gradient_photo(h=300, w=400):
