@@ -48,6 +48,19 @@ from fomm_space.pipeline import (animate_files, cropped_frames, driving_track, f
 from fomm_space.video import VideoWriter, ffmpeg_exe, probe  # noqa: E402
 
 
+def cpu_name() -> str:
+    """The CPU's model name and whether it computes bf16 natively."""
+    from fomm_space.device import cpu_has_native_bf16
+
+    name = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
+
+
 def make_inputs(folder: Path, seconds: float) -> tuple[Path, Path]:
     from PIL import Image
 
@@ -67,9 +80,10 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--find-best-frame", action="store_true")
     parser.add_argument("--no-crop", action="store_true", help="face cropping off (centred squares)")
+    parser.add_argument("--face-detector", default=DEFAULTS.face_detector, help="sfd, blazeface or blazeface-back")
     args = parser.parse_args()
     options = dataclasses.replace(DEFAULTS, crop=not args.no_crop, find_best_frame=args.find_best_frame,
-                                  max_seconds=max(args.seconds, 1.0))
+                                  max_seconds=max(args.seconds, 1.0), face_detector=args.face_detector)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     stages: dict[str, float] = {}
 
@@ -87,8 +101,14 @@ def main() -> None:
         config = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml")
         networks = random_model(config)
         model = timed("model load", AnimationModel, networks, config, device=args.device, precision=args.precision)
-        detector = FixedWhereNone(random_face_detector(args.device)) if options.crop or options.find_best_frame \
-            else None
+        detector = FixedWhereNone(random_face_detector(args.device, options.face_detector)) \
+            if options.crop or options.find_best_frame else None
+        if detector is not None:  # first runs (once a process, as the model load): FAN's takes seconds
+            from fomm_space.crop import Box
+
+            blank = np.zeros((256, 256, 3), np.uint8)
+            timed("face networks' first run", lambda: (detector.detector.detect(blank),
+                                                       detector.detector.landmarks(blank, Box(64, 64, 192, 192))))
         from fomm_space.frames import read_image
 
         photo = read_image(str(photo_path))
@@ -137,20 +157,22 @@ def main() -> None:
                                detector=detector)
         sync()
         whole = time.perf_counter() - t0
-    device = torch.cuda.get_device_name() if model.device.type == "cuda" else (platform.processor() or "cpu")
+    device = torch.cuda.get_device_name() if model.device.type == "cuda" else cpu_name()
     print(f"vox-256 random weights, {model.device} ({device}), {model.precision}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.seconds:g}-s 1280x720 {info.fps:g}-fps clip with sound, "
           f"1280x960 photo; crop {'on' if options.crop else 'off'}, best frame "
           f"{'searched' if options.find_best_frame else 'off'}, paste-back, mark, overlay")
     if detector is not None:
-        print(f"face networks with random weights: {detector.calls['detect']} detections "
+        print(f"face networks with random weights ({options.face_detector} and FAN): {detector.calls['detect']} detections "
               f"({detector.fixed['detect']} found nothing and got the fixed box), {detector.calls['landmarks']} "
               f"landmark runs ({detector.fixed['landmarks']} fixed)")
     for name, seconds in stages.items():
-        per = f", {1000 * seconds / len(frames):.1f} ms a frame" if name not in ("model load", "photo face") else ""
+        once = ("model load", "face networks' first run", "photo face")
+        per = f", {1000 * seconds / len(frames):.1f} ms a frame" if name not in once else ""
         print(f"  {name:20s} {seconds:7.2f} s{per}")
     engine_s = stages["engine"]
-    print(f"whole request (animate_files, {report.frames} frames, model load excluded): {whole:.1f} s = "
+    print(f"whole request (animate_files, {report.frames} frames, model load and first runs excluded): "
+          f"{whole:.1f} s = "
           f"{report.frames / whole:.2f} frames/s; engine alone on the same frames {engine_s:.1f} s = "
           f"{len(frames) / engine_s:.2f} frames/s; request / engine {whole / engine_s:.2f}x")
 

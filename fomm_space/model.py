@@ -56,12 +56,15 @@ class AnimationBatch:
         frames: (B, H, W, 3) float32 RGB in [0, 1], at the model's frame size.
         driving_keypoints: (B, K, 2) float32 keypoints detected in the driving frames.
         keypoints: (B, K, 2) float32 keypoints the source was moved to.
+        on_device: the same frames as the engine made them, (B, 3, H, W) in [0, 1] on
+            the model's device (for composition there).
     """
 
     start: int
     frames: np.ndarray
     driving_keypoints: np.ndarray
     keypoints: np.ndarray
+    on_device: torch.Tensor | None = None
 
 
 class AnimationModel:
@@ -233,7 +236,7 @@ class AnimationModel:
             yield AnimationBatch(start=start,
                                  frames=out.permute(0, 2, 3, 1).float().cpu().numpy(),
                                  driving_keypoints=kp_driving["value"].float().cpu().numpy(),
-                                 keypoints=kp_new["value"].float().cpu().numpy())
+                                 keypoints=kp_new["value"].float().cpu().numpy(), on_device=out)
             start += n
             pending = []
         if start == 0:

@@ -26,6 +26,7 @@ from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
 from .compose import Composer, PasteBack, draw_keypoints
+from .compose.tensor import TensorComposer
 from .compose.paste import UPSCALERS
 from .overlap import WriteBehind, read_ahead
 from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size
@@ -303,13 +304,16 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     done = 0
     source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy() if overlay or preview else None
     composer = Composer(src, source_kp, paste, options.ai_mark)
+    # Off the CPU, the paste-back and the mark are batched tensor ops where the frames are.
+    on_device = TensorComposer(paste, options.ai_mark, model.device) \
+        if paste is not None and model.device.type != "cpu" else None
     writers: list[VideoWriter] = []
     paths: list[Path] = []
 
-    def write(item: tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]) -> None:
-        results, driving_frames, driving_kp, result_kp = item
+    def write(item: tuple[np.ndarray, np.ndarray | None, list[np.ndarray], np.ndarray, np.ndarray]) -> None:
+        results, shown, driving_frames, driving_kp, result_kp = item
         for i, result in enumerate(results):
-            writers[0].write(composer.frame(result))
+            writers[0].write(shown[i] if shown is not None else composer.frame(result))
             if overlay is not None:
                 writers[1].write(composer.panel(driving_frames[i], driving_kp[i], result, result_kp[i]))
 
@@ -322,7 +326,9 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
                                 batch_size=batch, reference=reference, smoothing=options.smoothing,
                                 fps=info.fps, avd=options.avd):
             results = to_uint8(out.frames)
-            behind.put((results, [pending.popleft() for _ in results], out.driving_keypoints, out.keypoints))
+            shown = on_device(out.on_device) if on_device is not None else None
+            behind.put((results, shown, [pending.popleft() for _ in results], out.driving_keypoints,
+                        out.keypoints))
             done += len(results)
             _notify(progress, "animating", done, total)
         behind.close()

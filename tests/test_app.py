@@ -320,3 +320,17 @@ def test_the_readme_client_snippet_runs_as_written(app_url, media, tmp_path, mon
     scope: dict = {}
     exec(snippet.replace("http://127.0.0.1:7860/", app_url), scope)  # noqa: S102 - our own README
     assert "frames at" in scope["status"]
+
+
+def test_the_face_detector_is_chosen_per_request(app_url, media):
+    """The Advanced face-detector choice reaches face-alignment: with the test's random
+    weights S3FD finds the "faces" and BlazeFace none, which the page says in its words."""
+    from gradio_client.exceptions import AppError
+
+    photo, clip = media
+    _, _, status = call(app_url, photo, clip, crop_faces=True, face_detector="sfd")
+    assert "12 frames" in status
+    with pytest.raises(AppError, match="No face found in the source photo"):
+        call(app_url, photo, clip, crop_faces=True, face_detector="blazeface")
+    with pytest.raises(Exception):  # not one of the choices: Gradio refuses it
+        call(app_url, photo, clip, crop_faces=True, face_detector="haar")
