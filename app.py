@@ -549,12 +549,12 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
 
 
 def prefetch_face_weights() -> None:
-    """Download face-alignment's weights now (on a Space, at start-up, in the
-    background), not behind the first user's click."""
+    """Download face-alignment's weights and run its networks once now (on a Space, at
+    start-up, in the background), not behind the first user's click."""
     from fomm_space.faces import face_detector
 
     try:
-        face_detector("cpu")
+        face_detector("cpu").warm_up()
         log.info("face-alignment's weights are ready")
     except FommError as e:
         log.warning("face-alignment's weights could not be fetched at start-up: %s", e.render("cli"))

@@ -104,11 +104,7 @@ def main() -> None:
         detector = FixedWhereNone(random_face_detector(args.device, options.face_detector)) \
             if options.crop or options.find_best_frame else None
         if detector is not None:  # first runs (once a process, as the model load): FAN's takes seconds
-            from fomm_space.crop import Box
-
-            blank = np.zeros((256, 256, 3), np.uint8)
-            timed("face networks' first run", lambda: (detector.detector.detect(blank),
-                                                       detector.detector.landmarks(blank, Box(64, 64, 192, 192))))
+            timed("face networks' first run", detector.detector.warm_up)
         from fomm_space.frames import read_image
 
         photo = read_image(str(photo_path))

@@ -271,6 +271,8 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     if detector is None and (options.crop or options.find_best_frame):
         detector = face_detector(str(model.device), options.face_detector)
 
+    if options.crop:
+        _notify(progress, "faces", 0, total)  # the photo's face first
     s_box, src, paste, s_face = photo_crop(image, options, detector, model.size)
     track = None
     if options.crop:

@@ -144,13 +144,20 @@ def test_on_a_space_spaces_comes_first_and_the_app_serves(tiny_files, face_weigh
     from benchmarks.serve import served_app
 
     args = ["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu"]
+    import threading
+    import time
+
     with served_app(args, tmp_path, {"SPACE_ID": "someone/fomm-space"}, stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT) as (url, server):
+        lines: list[str] = []
+        threading.Thread(target=lambda: [lines.append(line) for line in server.stdout], daemon=True).start()
         photo, clip = media
         _, _, status = call(url, photo, clip)
         assert "12 frames" in status
-    output = server.stdout.read()
-    assert "face-alignment's weights are ready" in output
+        deadline = time.time() + 60  # the weights are fetched and the networks run once in the background
+        while not any("face-alignment's weights are ready" in line for line in lines):
+            assert time.time() < deadline, "".join(lines)
+            time.sleep(0.5)
 
 
 def test_the_space_front_matter_preloads_the_default_model():

@@ -56,3 +56,29 @@ def test_closest_pose_skips_frames_without_a_face():
               (4, np.zeros((68, 2)))]
     assert closest_pose(source, frames) == 2
     assert closest_pose(source, [(0, None)]) is None
+
+
+def test_landmarks_on_a_known_box_skip_detection_and_warm_up_runs_both_networks(face_weights):
+    from fomm_space.crop import Box
+
+    detector = face_detector("cpu")
+    runs = {"detect": 0, "fan": 0}
+    real_detect, real_fan = detector._fa.face_detector.detect_from_image, detector._fa.face_alignment_net
+
+    def detect(image):
+        runs["detect"] += 1
+        return real_detect(image)
+
+    def fan(x):
+        runs["fan"] += 1
+        return real_fan(x)
+
+    detector._fa.face_detector.detect_from_image, detector._fa.face_alignment_net = detect, fan
+    try:
+        image = (np.random.default_rng(2).random((200, 200, 3)) * 255).astype(np.uint8)
+        points = detector.landmarks(image, Box(40, 40, 160, 160))
+        assert points.shape == (68, 2) and runs == {"detect": 0, "fan": 1}
+        detector.warm_up()
+        assert runs == {"detect": 1, "fan": 2}
+    finally:
+        detector._fa.face_detector.detect_from_image, detector._fa.face_alignment_net = real_detect, real_fan
