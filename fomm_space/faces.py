@@ -37,8 +37,6 @@ away. BlazeFace looks only at the frame's central square."""
 _FA_DETECTOR = {"sfd": ("sfd", {}), "blazeface": ("blazeface", {}),
                 "blazeface-back": ("blazeface", {"back_model": True})}
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
-WEIGHT_FILES = (*DETECTOR_WEIGHTS["sfd"], FAN_WEIGHTS)
-"""The default detector's weights and the landmark network's."""
 DETECTION_SIDE = 640  # images are scaled down to this longer side before detection
 
 
@@ -66,7 +64,6 @@ class FaceAlignmentDetector:
 
         if detector not in DETECTOR_WEIGHTS:
             raise InputError(f"Unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}.")
-        self.name = detector
         self.detection_side = detection_side
         try:
             name, kwargs = _FA_DETECTOR[detector]

@@ -56,8 +56,9 @@ class AnimationBatch:
         frames: (B, H, W, 3) float32 RGB in [0, 1], at the model's frame size.
         driving_keypoints: (B, K, 2) float32 keypoints detected in the driving frames.
         keypoints: (B, K, 2) float32 keypoints the source was moved to.
-        on_device: the same frames as the engine made them, (B, 3, H, W) in [0, 1] on
-            the model's device (for composition there).
+        on_device: with ``stream(keep_on_device=True)``, the same frames as the engine
+            made them, (B, 3, H, W) in [0, 1] on the model's device (for composition
+            there); else ``None``.
     """
 
     start: int
@@ -177,14 +178,16 @@ class AnimationModel:
                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
                reference: np.ndarray | None = None, smoothing: float = DEFAULTS.smoothing,
-               fps: float = 25.0, avd: bool = DEFAULTS.avd) -> Iterator[AnimationBatch]:
+               fps: float = 25.0, avd: bool = DEFAULTS.avd, keep_on_device: bool = False
+               ) -> Iterator[AnimationBatch]:
         """Animate lazily: driving frames are read and results yielded batch by batch.
 
         Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
             With ``best_frame`` and a one-pass iterator, frames up to it are held in
             memory; a caller that can fetch that frame itself passes it as ``reference``.
             ``smoothing`` (0 = off, up to 1) filters the driving keypoints over time
-            (One-Euro filter at the clip's ``fps``).
+            (One-Euro filter at the clip's ``fps``). ``keep_on_device`` also hands
+            each batch's frames over on the device (:attr:`AnimationBatch.on_device`).
         Yields:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
@@ -236,7 +239,8 @@ class AnimationModel:
             yield AnimationBatch(start=start,
                                  frames=out.permute(0, 2, 3, 1).float().cpu().numpy(),
                                  driving_keypoints=kp_driving["value"].float().cpu().numpy(),
-                                 keypoints=kp_new["value"].float().cpu().numpy(), on_device=out)
+                                 keypoints=kp_new["value"].float().cpu().numpy(),
+                                 on_device=out if keep_on_device else None)
             start += n
             pending = []
         if start == 0:

@@ -13,21 +13,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .crop import Box, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track, \
     sampled_detections, stable_box, track_faces
+from .compose import Composer, PasteBack, draw_keypoints
+from .compose.paste import UPSCALERS
+from .compose.tensor import TensorComposer
 from .errors import InputError
 from .faces import DETECTORS, FaceDetector, face_detector, normalize_landmarks, pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
-from .compose import Composer, PasteBack, draw_keypoints
-from .compose.tensor import TensorComposer
-from .compose.paste import UPSCALERS
 from .overlap import WriteBehind, read_ahead
 from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size
 
@@ -36,7 +36,9 @@ Progress = Callable[[str, int, "int | None"], None]
 
 TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more where the face jumps)
 DETECTION_BUDGET = 100   # at most about this many of those on long clips
-BEST_FRAME_COARSE = 30  # driving frames the best-frame search looks at first (then a few around the best)
+BEST_FRAME_COARSE = 30    # driving frames the best-frame search looks at first (then a few around the best)
+BEST_FRAME_MAX_STEP = 32  # at most this far apart (more coarse frames on long clips): the frames
+                          # around the best, held while the search narrows, stay under 2 x 32
 TRACK_SIDE = 320         # longer side of the driving frames the face detector sees (S3FD finds faces
                          # down to about 16 pixels there: a twentieth of the frame)
 
@@ -153,18 +155,17 @@ def driving_track(path: Path, info: VideoInfo, max_frames: int, detector: FaceDe
     """
     total = min(info.frame_count or max_frames, max_frames)
     stride = max(1, round(info.fps / TRACK_PER_SECOND), detection_stride(total, DETECTION_BUDGET))
-    factor = min(1.0, TRACK_SIDE / max(info.size))
+    width, height = scaled_size(info.size, min(1.0, TRACK_SIDE / max(info.size)))
     count = 0
 
     def frames():  # scaled down by ffmpeg as it decodes
         nonlocal count
-        for i, frame in enumerate(read_frames(path, max_frames=max_frames, scale=factor)):
+        for i, frame in enumerate(read_frames(path, max_frames=max_frames, size=(width, height))):
             count = i + 1
             if i % stride == 0:
                 _notify(progress, "faces", i, total)
             yield frame
 
-    width, height = scaled_size(info.size, factor)
     fx, fy = info.size[0] / width, info.size[1] / height
     detections = ((i, [Box(b.left * fx, b.top * fy, b.right * fx, b.bottom * fy) for b in boxes])
                   for i, boxes in sampled_detections(frames(), detector.detect, stride))
@@ -208,8 +209,8 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
     step, ...`` before ``stop``; ``total`` is how many there are. ``source_face`` and
     ``faces(i)`` are the face boxes already known (in the crops' pixels): the landmarks
     are found there, without a second detection (where none is found there, a frame is
-    searched afresh). The search looks at BEST_FRAME_COARSE
-    frames spread evenly, then around the closest of them halves the step down to one
+    searched afresh). The search looks at BEST_FRAME_COARSE frames spread evenly (at
+    most BEST_FRAME_MAX_STEP apart), then around the closest of them halves the step down to one
     frame, keeping the closer side (the pose changes smoothly between frames).
     """
     source_points = detector.landmarks(source, source_face)
@@ -217,7 +218,7 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
     if reference is None:
         raise InputError("The face-landmark search found no face in the cropped source photo; "
                          "{no_best_frame} or use a clearer photo.")
-    step = detection_stride(total, BEST_FRAME_COARSE)
+    step = min(detection_stride(total, BEST_FRAME_COARSE), BEST_FRAME_MAX_STEP)
     seen: dict[int, tuple[float, np.ndarray]] = {}
 
     def look(index: int, frame: np.ndarray) -> None:
@@ -326,7 +327,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
             writers.append(VideoWriter(Path(overlay), info.fps))
         for out in model.stream(src, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
                                 batch_size=batch, reference=reference, smoothing=options.smoothing,
-                                fps=info.fps, avd=options.avd):
+                                fps=info.fps, avd=options.avd, keep_on_device=on_device is not None):
             results = to_uint8(out.frames)
             shown = on_device(out.on_device) if on_device is not None else None
             behind.put((results, shown, [pending.popleft() for _ in results], out.driving_keypoints,

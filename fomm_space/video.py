@@ -112,23 +112,19 @@ def scaled_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 1,
-                scale: float = 1.0) -> Iterator[np.ndarray]:
+                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video as (H, W, 3) uint8 RGB, one at a time (rotation applied).
 
     Only the first ``max_frames`` are read; of those, every ``step``-th is yielded
-    (frames 0, step, 2*step, ...). With ``scale`` < 1, ffmpeg scales the frames down
-    (area averaging) to :func:`scaled_size` as it decodes them. Raises InputError if
-    the file can't be decoded or holds no frame.
+    (frames 0, step, 2*step, ...). With ``size`` (width, height), ffmpeg scales the
+    frames to it (area averaging, after the rotation) as it decodes them: see
+    :func:`scaled_size`. Raises InputError if the file can't be decoded or holds no
+    frame.
     """
     path = Path(path)
-    params = None
-    if scale < 1.0:
-        gen, meta = _open_reader(path)  # the frame size, rotation applied
-        gen.close()
-        width, height = scaled_size(meta["size"], scale)
-        params = ["-vf", f"scale={width}:{height}:flags=area"]
+    params = None if size is None else ["-vf", f"scale={size[0]}:{size[1]}:flags=area"]
     gen, meta = _open_reader(path, params)
-    width, height = (int(v) for v in meta["size"]) if params is None else (width, height)
+    width, height = (int(v) for v in (meta["size"] if size is None else size))
     count = 0
     try:
         for raw in gen:

@@ -192,3 +192,13 @@ def test_at_bf16_the_motion_runs_in_fp32_and_the_picture_stays(tiny_files):
     fp32, bf16 = (models[p].animate(source, driving) for p in ("fp32", "bf16"))
     mse = float(np.mean((fp32.astype(np.float64) - bf16) ** 2))
     assert 10 * np.log10(1 / mse) >= 40
+
+
+def test_frames_stay_on_the_device_only_when_asked(tiny_model):
+    rng = np.random.default_rng(6)
+    source = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    driving = (rng.random((3, 64, 64, 3)) * 255).astype(np.uint8)
+    assert all(b.on_device is None for b in tiny_model.stream(source, driving))
+    for batch in tiny_model.stream(source, driving, keep_on_device=True):
+        assert batch.on_device.device == tiny_model.device
+        np.testing.assert_allclose(batch.on_device.permute(0, 2, 3, 1).float().cpu().numpy(), batch.frames)

@@ -215,3 +215,44 @@ def test_best_frame_agrees_with_the_exhaustive_search_from_few_landmark_runs(nam
         assert all(calls) and len(calls) <= 0.34 * len(frames), len(calls)
     else:  # where the face is not in its box, that frame is also searched afresh
         assert len(calls) <= 0.5 * len(frames), len(calls)
+
+
+def test_on_long_clips_the_best_frame_search_holds_few_frames(colour_detector):
+    """Coarse frames at most BEST_FRAME_MAX_STEP apart, so that the window read around
+    the best one stays under twice that, whatever the clip's length."""
+    from fomm_space.pipeline import BEST_FRAME_MAX_STEP, find_best_frame
+
+    frames = width_clip(n=120)
+    asked = []
+
+    def read(start, stop, step):
+        asked.append((start, stop, step))
+        return (frames[i % 120] for i in range(start, stop, step))
+
+    source = np.full((140, 400, 3), 80, np.uint8)
+    source[50:90, 100:175] = (255, 0, 0)
+    find_best_frame(source, read, 3000, colour_detector)
+    (coarse, window) = asked
+    assert coarse[2] == BEST_FRAME_MAX_STEP and window[2] == 1
+    assert window[1] - window[0] < 2 * BEST_FRAME_MAX_STEP
+
+
+def test_a_writer_failing_behind_the_engine_leaves_no_output(tiny_model, photo, tmp_path, colour_detector,
+                                                             monkeypatch):
+    """An encoder failing in the write-behind thread (a full disk, a dead ffmpeg) ends
+    the run with that error, and no file is left half-written."""
+    from fomm_space.video import VideoWriter
+
+    clip = clip_with(tmp_path, [(60, 40, 90, 80)] * 8)
+    real = VideoWriter.write
+
+    def write(self, frame):
+        if self.frames == 5:
+            raise InputError("No space left on the disk.")
+        real(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    with pytest.raises(InputError, match="No space left"):
+        animate_files(tiny_model, photo, clip, tmp_path / "out.mp4", overlay=tmp_path / "kp.mp4",
+                      detector=colour_detector, options=AnimationOptions(batch_size=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]

@@ -56,7 +56,7 @@ def test_rotation_metadata_is_applied(tmp_path):
     upright, turned = next(read_frames(plain)), next(read_frames(rotated))
     assert turned.shape == (64, 48, 3)
     assert np.abs(np.rot90(upright, 1).astype(int) - turned).mean() < 3
-    small = next(read_frames(rotated, scale=0.5))  # scaled by ffmpeg after the rotation
+    small = next(read_frames(rotated, size=(24, 32)))  # scaled by ffmpeg after the rotation
     assert small.shape == (32, 24, 3)
     assert np.abs(turned.reshape(32, 2, 24, 2, 3).mean(axis=(1, 3)) - small).mean() < 10  # scaled in YUV
 

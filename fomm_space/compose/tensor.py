@@ -9,6 +9,8 @@ Lanczos (torch has no Lanczos): within 40 dB of the CPU path (tests).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from .overlay import AI_MARK, _mark_layer
 from .paste import SHARPEN, PasteBack
 
 
+@functools.lru_cache(maxsize=8)
 def _gaussian(sigma: float, device: torch.device) -> torch.Tensor:
     """A normalised 1-D Gaussian of ``sigma`` (3 sigma each side)."""
     radius = max(1, int(3 * sigma + 0.5))
