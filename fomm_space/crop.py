@@ -166,8 +166,10 @@ def track_faces(detections: Iterable[tuple[int, Sequence[Box]]], *, min_iou: flo
 
 
 def main_track(tracks: Sequence[FaceTrack]) -> FaceTrack | None:
-    """The face seen most often (ties: the larger face), or ``None`` without tracks."""
-    return max(tracks, key=lambda t: (len(t.boxes), t.median_size), default=None)
+    """The face seen for the longest stretch of the clip, first to last detection (not
+    the most detections: those are denser where faces change); ties: the larger face.
+    ``None`` without tracks."""
+    return max(tracks, key=lambda t: (t.frames[-1] - t.frames[0], t.median_size), default=None)
 
 
 def stable_box(track: FaceTrack, scale: float) -> Box:
@@ -183,7 +185,8 @@ def stable_box(track: FaceTrack, scale: float) -> Box:
     return union.square(side)
 
 
-JUMP_IOU = 0.5  # two detections of the main face overlapping less than this: the track jumped
+JUMP_IOU = 0.5    # two detections of the main face overlapping less than this: the track jumped
+STEADY_IOU = 0.8  # ... overlapping this or more: the face holds still (the detections may thin out)
 
 
 def _jumped(a: Sequence[Box], b: Sequence[Box]) -> bool:
@@ -193,6 +196,13 @@ def _jumped(a: Sequence[Box], b: Sequence[Box]) -> bool:
         return True
     fa, fb = largest(a), largest(b)
     return fa is not None and fb is not None and fa.iou(fb) < JUMP_IOU
+
+
+def _steady(a: Sequence[Box], b: Sequence[Box]) -> bool:
+    """Whether the largest face stayed in place between two detections (no face in
+    either: steady too)."""
+    fa, fb = largest(a), largest(b)
+    return fa is None and fb is None or (fa is not None and fb is not None and fa.iou(fb) >= STEADY_IOU)
 
 
 def _between(left: tuple[int, list[Box]], frames: list[tuple[int, np.ndarray]], right: tuple[int, list[Box]],
@@ -212,31 +222,39 @@ def _between(left: tuple[int, list[Box]], frames: list[tuple[int, np.ndarray]], 
 
 
 def sampled_detections(frames: Iterable[np.ndarray], detect: Callable[[np.ndarray], list[Box]],
-                       stride: int) -> Iterator[tuple[int, list[Box]]]:
-    """``(frame index, boxes)`` for every ``stride``-th frame and the last one, and
+                       stride: int, max_stride: int | None = None) -> Iterator[tuple[int, list[Box]]]:
+    """``(frame index, boxes)`` for frames ``stride`` apart and the last one, and
     between two of those wherever the faces changed (one appeared or left, or the
     largest jumped): there the frames in between are bisected until the change is
-    pinned to a frame. In frame order, for :func:`track_faces`. Holds at most
-    ``stride - 1`` frames.
+    pinned to a frame. While the faces hold still (the largest overlapping its last
+    box by STEADY_IOU or more), the step doubles, up to ``max_stride`` (default:
+    ``stride``); any change sets it back to ``stride``. In frame order, for
+    :func:`track_faces`. Holds at most ``max_stride - 1`` frames.
     """
+    max_stride = max(stride, max_stride or stride)
     held: list[tuple[int, np.ndarray]] = []
     last: tuple[int, list[Box]] | None = None
-    index = -1
-    for index, frame in enumerate(frames):
-        if index % stride:
-            held.append((index, frame))
-            continue
-        found = (index, detect(frame))
+    step, due, index = stride, 0, -1
+
+    def sample(found: tuple[int, list[Box]]) -> Iterator[tuple[int, list[Box]]]:
+        nonlocal last, held, step
         if last is not None and _jumped(last[1], found[1]):
             yield from _between(last, held, found, detect)
+            step = stride
+        elif last is not None:
+            step = min(2 * step, max_stride) if _steady(last[1], found[1]) else stride
         yield found
         last, held = found, []
+
+    for index, frame in enumerate(frames):
+        if index < due:
+            held.append((index, frame))
+            continue
+        yield from sample((index, detect(frame)))
+        due = index + step
     if held:  # the frames after the last sample: the final one is looked at too
         final_index, final = held.pop()
-        found = (final_index, detect(final))
-        if last is not None and _jumped(last[1], found[1]):
-            yield from _between(last, held, found, detect)
-        yield found
+        yield from sample((final_index, detect(final)))
 
 
 def detection_stride(frame_count: int | None, budget: int) -> int:

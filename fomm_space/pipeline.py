@@ -34,7 +34,8 @@ from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
 
-TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more where the face jumps)
+TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more where the face jumps),
+TRACK_STEADY_PER_SECOND = 1  # thinning out to this while the face holds still
 DETECTION_BUDGET = 100   # at most about this many of those on long clips
 BEST_FRAME_COARSE = 30    # driving frames the best-frame search looks at first (then a few around the best)
 BEST_FRAME_MAX_STEP = 32  # at most this far apart (more coarse frames on long clips): the frames
@@ -150,11 +151,13 @@ def driving_track(path: Path, info: VideoInfo, max_frames: int, detector: FaceDe
 
     The frames are decoded at TRACK_SIDE pixels on their longer side for the detector,
     which looks at TRACK_PER_SECOND of them a second (fewer on clips longer than
-    DETECTION_BUDGET of those) and, between two of them, wherever the faces changed
-    (see :func:`~fomm_space.crop.sampled_detections`).
+    DETECTION_BUDGET of those; down to TRACK_STEADY_PER_SECOND while the face holds
+    still) and, between two of them, wherever the faces changed (see
+    :func:`~fomm_space.crop.sampled_detections`).
     """
     total = min(info.frame_count or max_frames, max_frames)
     stride = max(1, round(info.fps / TRACK_PER_SECOND), detection_stride(total, DETECTION_BUDGET))
+    steady_stride = max(stride, round(info.fps / TRACK_STEADY_PER_SECOND))
     width, height = scaled_size(info.size, min(1.0, TRACK_SIDE / max(info.size)))
     count = 0
 
@@ -168,7 +171,7 @@ def driving_track(path: Path, info: VideoInfo, max_frames: int, detector: FaceDe
 
     fx, fy = info.size[0] / width, info.size[1] / height
     detections = ((i, [Box(b.left * fx, b.top * fy, b.right * fx, b.bottom * fy) for b in boxes])
-                  for i, boxes in sampled_detections(frames(), detector.detect, stride))
+                  for i, boxes in sampled_detections(frames(), detector.detect, stride, steady_stride))
     track = main_track(track_faces(detections))
     if track is None:
         raise InputError("No face found in the driving video. Use a clip where one face is clearly visible, "

@@ -110,14 +110,16 @@ CLIPS = {
 }
 
 
+@pytest.mark.parametrize("max_stride", [10, 30])
 @pytest.mark.parametrize("name", list(CLIPS))
-def test_the_sampled_track_gives_the_exhaustive_box_from_fewer_detections(name, colour_detector):
+def test_the_sampled_track_gives_the_exhaustive_box_from_fewer_detections(name, max_stride, colour_detector):
     from fomm_space.crop import sampled_detections, stable_box, track_faces
 
     frames = patch_clip(CLIPS[name])
     every = main_track(track_faces((i, colour_detector.detect(f)) for i, f in enumerate(frames)))
     counting = Counting(colour_detector)
-    sampled = list(sampled_detections(frames, counting.detect, stride=10))  # 3 a second at 30 fps
+    # 3 a second at 30 fps, and (30) thinning out to 1 a second while the face holds still
+    sampled = list(sampled_detections(frames, counting.detect, stride=10, max_stride=max_stride))
     assert [i for i, _ in sampled] == sorted({i for i, _ in sampled})  # in frame order, each once
     track = main_track(track_faces(sampled))
     assert stable_box(track, 1.8).iou(stable_box(every, 1.8)) >= 0.9
@@ -127,9 +129,54 @@ def test_the_sampled_track_gives_the_exhaustive_box_from_fewer_detections(name, 
         assert {46, 47} <= seen
 
 
+def test_a_steady_face_thins_the_detections_out_and_a_move_sets_them_back(colour_detector):
+    from fomm_space.crop import sampled_detections, stable_box, track_faces
+
+    moving = [[(40 + 3 * t, 30, 20)] for t in range(30)]  # 3 px a frame: 10 frames apart overlap < 0.8
+    frames = patch_clip([[(40, 30, 20)]] * 150 + moving + [[(130, 30, 20)]] * 60, shape=(90, 200))
+    counting = Counting(colour_detector)
+    sampled = list(sampled_detections(frames, counting.detect, stride=10, max_stride=40))
+    seen = [i for i, _ in sampled]
+    assert seen[:5] == [0, 10, 30, 70, 110]  # doubling while still, at most 40 apart
+    assert seen[-1] == len(frames) - 1
+    after = [i for i in seen if i > 190]
+    assert after[0] - 190 == 10  # the move found at 190 sets the step back to 10
+    every = main_track(track_faces((i, colour_detector.detect(f)) for i, f in enumerate(frames)))
+    track = main_track(track_faces(sampled))
+    assert stable_box(track, 1.8).iou(stable_box(every, 1.8)) >= 0.9
+    assert counting.calls <= 0.2 * len(frames), counting.calls
+
+
 def test_sampled_detections_look_at_the_last_frame_and_stride_one_is_every_frame(colour_detector):
     from fomm_space.crop import sampled_detections
 
     frames = patch_clip([[(10, 10, 10)]] * 25)
     assert [i for i, _ in sampled_detections(frames, colour_detector.detect, 10)] == [0, 10, 20, 24]
     assert [i for i, _ in sampled_detections(frames, colour_detector.detect, 1)] == list(range(25))
+
+
+def test_the_main_face_is_the_one_seen_longest_not_most_often():
+    from fomm_space.crop import FaceTrack
+
+    long, dense = FaceTrack(), FaceTrack()
+    for i in (0, 30, 60, 90):  # seen across the clip, sparsely (the face held still)
+        long.add(i, Box(10, 10, 30, 30))
+    for i in range(91, 100):  # seen often at the end (detections bisecting a change)
+        dense.add(i, Box(100, 10, 140, 50))
+    assert main_track([dense, long]) is long
+
+
+def test_resizing_is_torchs_antialiased_bilinear_rounded():
+    import torch
+    import torch.nn.functional as F
+
+    from fomm_space.frames import resize
+
+    image = np.random.default_rng(0).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    float_path = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(128, 200),
+                               mode="bilinear", align_corners=False, antialias=True)
+    expected = float_path[0].permute(1, 2, 0).clamp(0, 255).round().numpy()
+    out = resize(image, (128, 200))
+    assert out.dtype == np.uint8 and out.shape == (128, 200, 3) and out.flags.c_contiguous
+    assert np.array_equal(out, expected)
+    assert resize(image[::2], (75, 125)).shape == (75, 125, 3)  # a strided view

@@ -8,9 +8,9 @@ from ..crop import Box
 from ..errors import InputError
 from ..frames import resize
 
-UPSCALERS = ("lanczos", "bilinear")
+UPSCALERS = ("bicubic", "lanczos", "bilinear")
 MAX_SIDE = 1920  # longer side of a pasted-back video; larger photos are scaled down to it
-SHARPEN = 0.6    # the unsharp mask's amount after a Lanczos upscale
+SHARPEN = 0.6    # the unsharp mask's amount after a bicubic or Lanczos upscale
 
 
 def _ramp(length: int, width: float) -> np.ndarray:
@@ -21,14 +21,16 @@ def _ramp(length: int, width: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * t)
 
 
-def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "lanczos") -> np.ndarray:
+def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:
     """Resize an (h, w, 3) uint8 frame to (height, width).
 
-    ``lanczos``: Lanczos resampling (OpenCV's 8x8 kernel: 52 dB from PIL's Lanczos,
-    which the first version used, at 1.7x its speed), then a light unsharp mask where
-    the frame grows by more than 1.5x (sharp edges, no ringing halos: 60% of the
-    difference from a Gaussian blur of sigma = half the growth); ``bilinear``:
-    anti-aliased bilinear (soft).
+    ``bicubic`` (the default): OpenCV's bicubic resampling, then a light unsharp mask
+    where the frame grows by more than 1.5x (sharp edges, no ringing halos: 60% of the
+    difference from a Gaussian blur of sigma = half the growth). ``lanczos``: the same
+    with OpenCV's 8x8 Lanczos kernel, 17x slower than bicubic and 44 dB from it on
+    the example face enlarged 3.4x, both sharpened (50 dB before sharpening; OpenCV's
+    Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``: anti-aliased bilinear (soft). Frames that shrink are
+    area-averaged (OpenCV's kernels do not filter against aliasing).
     """
     if method not in UPSCALERS:
         raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {method!r}.")
@@ -36,9 +38,10 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "lanczos") -
         return resize(frame, size)
     import cv2
 
-    shrinking = size[0] < frame.shape[0]  # OpenCV's Lanczos does not filter against aliasing: area averaging
+    shrinking = size[0] < frame.shape[0]
+    kernel = cv2.INTER_CUBIC if method == "bicubic" else cv2.INTER_LANCZOS4
     img = cv2.resize(np.ascontiguousarray(frame), (size[1], size[0]),
-                     interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
+                     interpolation=cv2.INTER_AREA if shrinking else kernel)
     if size[0] > 1.5 * frame.shape[0]:
         blurred = cv2.GaussianBlur(img, (0, 0), max(1.0, size[0] / frame.shape[0] / 2))
         img = cv2.addWeighted(img, 1.0 + SHARPEN, blurred, -SHARPEN, 0.0)
@@ -62,7 +65,7 @@ class PasteBack:
     and three OpenCV passes in uint8.
     """
 
-    def __init__(self, photo: np.ndarray, box: Box, *, feather: float = 0.12, method: str = "lanczos",
+    def __init__(self, photo: np.ndarray, box: Box, *, feather: float = 0.12, method: str = "bicubic",
                  max_side: int = MAX_SIDE):
         h, w = photo.shape[:2]
         factor = min(1.0, max_side / max(h, w))
@@ -81,8 +84,23 @@ class PasteBack:
         mask = _ramp(self.box_size[0], edge)[:, None] * _ramp(self.box_size[1], edge)[None, :]
         self.inner = inner
         self.mask = mask[inner][:, :, None]
-        self._weights = np.ascontiguousarray(self.mask[:, :, 0]), np.ascontiguousarray(1.0 - self.mask[:, :, 0])
         self.background = np.ascontiguousarray(photo[self.rows, self.cols])
+        # Where the mask is 1 (the box's middle) the face is copied; it is blended only on
+        # the soft edge: four strips around that middle (empty where the box is clipped).
+        rows_1 = np.flatnonzero(self.mask.max(axis=1)[:, 0] >= 1.0)
+        cols_1 = np.flatnonzero(self.mask.max(axis=0)[:, 0] >= 1.0)
+        ph, pw = self.mask.shape[:2]
+        if rows_1.size and cols_1.size:
+            r0, r1, c0, c1 = rows_1[0], rows_1[-1] + 1, cols_1[0], cols_1[-1] + 1
+        else:
+            r0 = r1 = c0 = c1 = 0
+        self.middle = (slice(r0, r1), slice(c0, c1))
+        strips = [(slice(0, r0), slice(0, pw)), (slice(r1, ph), slice(0, pw)),
+                  (slice(r0, r1), slice(0, c0)), (slice(r0, r1), slice(c1, pw))]
+        self._strips = [(part, np.ascontiguousarray(self.mask[part][:, :, 0]),
+                         np.ascontiguousarray(1.0 - self.mask[part][:, :, 0]),
+                         np.ascontiguousarray(self.background[part]))
+                        for part in strips if part[0].stop > part[0].start and part[1].stop > part[1].start]
         seam = (self.mask[:, :, 0] > 0.05) & (self.mask[:, :, 0] < 0.6)
         self.seam = (seam if seam.any() else np.ones_like(seam)).astype(np.uint8)
         self.background_seam = self.background[self.seam > 0].astype(np.float64).mean(axis=0)
@@ -104,5 +122,8 @@ class PasteBack:
         offset = self.background_seam - np.array(cv2.mean(patch, mask=self.seam)[:3])
         patch = cv2.add(patch, (*offset, 0.0))  # rounded, and saturated at 0 and 255
         out = self.photo.copy() if out is None else out
-        out[self.rows, self.cols] = cv2.blendLinear(patch, self.background, *self._weights)
+        box = out[self.rows, self.cols]
+        box[self.middle] = patch[self.middle]
+        for strip, weight, rest, background in self._strips:
+            box[strip] = cv2.blendLinear(np.ascontiguousarray(patch[strip]), background, weight, rest)
         return out

@@ -3,8 +3,8 @@
 The engine's frames stay where they were made; the photo, the mask, the seam and the
 mark are put there once; a batch comes back as finished uint8 frames, one transfer.
 The same steps as :class:`~fomm_space.compose.paste.PasteBack` and
-:func:`~fomm_space.compose.overlay.stamp_ai_mark`, with bicubic resampling in place of
-Lanczos (torch has no Lanczos): within 40 dB of the CPU path (tests).
+:func:`~fomm_space.compose.overlay.stamp_ai_mark`, with torch's bicubic resampling (also
+for ``lanczos``: torch has no Lanczos): within 40 dB of the CPU path (tests).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class TensorComposer:
         self.seam = put(paste.seam)
         self.seam_count = float(paste.seam.sum())
         self.background_seam = torch.tensor(paste.background_seam, dtype=torch.float32, device=self.device)
-        self.sharpen = paste.method == "lanczos"
+        self.sharpen = paste.method in ("bicubic", "lanczos")
         self.mark = None
         if mark:
             (top, left), alpha, colour = _mark_layer(*paste.size, AI_MARK)
@@ -61,7 +61,7 @@ class TensorComposer:
 
     def _upscale(self, faces: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) in [0, 255] -> (B, 3, box height, box width), sharpened like the
-        CPU's Lanczos path where it grows by more than 1.5x."""
+        CPU's bicubic and Lanczos paths where it grows by more than 1.5x."""
         size, grown = self.box_size, self.box_size[0] > 1.5 * faces.shape[2]
         if size[0] < faces.shape[2]:
             out = F.interpolate(faces, size=size, mode="area")
