@@ -147,6 +147,8 @@ def test_out_of_memory_is_retried_with_smaller_batches(tiny_files, monkeypatch):
     source = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
     driving = (rng.random((9, 64, 64, 3)) * 255).astype(np.uint8)
     expected = tiny_model.animate(source, driving, batch_size=1)
+    # The retry is the one-batch-at-a-time path's (GPUs'): CPUs do not run out this way.
+    monkeypatch.setattr(tiny_model, "_workers", lambda: 1)
     real = tiny_model._generate
     sizes = []
 
@@ -202,3 +204,40 @@ def test_frames_stay_on_the_device_only_when_asked(tiny_model):
     for batch in tiny_model.stream(source, driving, keep_on_device=True):
         assert batch.on_device.device == tiny_model.device
         np.testing.assert_allclose(batch.on_device.permute(0, 2, 3, 1).float().cpu().numpy(), batch.frames)
+
+
+def test_batches_in_workers_equal_one_at_a_time(tiny_files, monkeypatch):
+    """On a CPU with two threads or more, batches run in two workers; the keypoints are
+    still smoothed and transferred in order, so the frames are those of one batch at a
+    time (fp32: bit for bit)."""
+    import fomm_space
+
+    model = fomm_space.load_model(config=tiny_files[0], checkpoint=tiny_files[1], device="cpu",
+                                  precision="fp32", align_corners=False)
+    rng = np.random.default_rng(5)
+    source = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    driving = rng.integers(0, 256, (21, 64, 64, 3), dtype=np.uint8)
+    assert model._workers() == 2
+    batches = list(model.stream(source, iter(driving), smoothing=0.6, batch_size=2))
+    assert [b.start for b in batches] == list(range(0, 21, 2))
+    monkeypatch.setattr(model, "_workers", lambda: 1)
+    alone = list(model.stream(source, iter(driving), smoothing=0.6, batch_size=2))
+    for a, b in zip(batches, alone):
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.driving_keypoints, b.driving_keypoints)
+
+
+def test_a_failing_batch_in_the_workers_raises_and_a_closed_stream_stops_them(tiny_model):
+    import threading
+
+    from fomm_space.errors import InputError
+
+    rng = np.random.default_rng(6)
+    source = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(12)]
+    frames[7] = np.zeros((64, 64), np.float32) + 2.0  # not an RGB frame
+    with pytest.raises(InputError, match="driving frame"):
+        list(tiny_model.stream(source, iter(frames), batch_size=2))
+    stream = tiny_model.stream(source, iter(frames[:6] * 20), batch_size=2)
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("fomm-engine")]

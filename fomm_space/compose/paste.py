@@ -29,8 +29,9 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic") -
     difference from a Gaussian blur of sigma = half the growth). ``lanczos``: the same
     with OpenCV's 8x8 Lanczos kernel, 17x slower than bicubic and 44 dB from it on
     the example face enlarged 3.4x, both sharpened (50 dB before sharpening; OpenCV's
-    Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``: anti-aliased bilinear (soft). Frames that shrink are
-    area-averaged (OpenCV's kernels do not filter against aliasing).
+    Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``:
+    anti-aliased bilinear (soft). Frames that shrink are area-averaged (OpenCV's
+    kernels do not filter against aliasing).
     """
     if method not in UPSCALERS:
         raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {method!r}.")
