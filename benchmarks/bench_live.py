@@ -108,6 +108,7 @@ class FixedWhereNone:
 
     def __init__(self, detector):
         self.detector = detector
+        self.workers = getattr(detector, "workers", 1)  # landmark runs at once (fomm_space.faces.each_at_once)
         self.calls = {"detect": 0, "landmarks": 0}
         self.fixed = {"detect": 0, "landmarks": 0}
 

@@ -124,10 +124,10 @@ def main() -> None:
             box = center_box(info.size[1], info.size[0])
         if options.find_best_frame:
             timed("best-frame search", find_best_frame, src,
-                  lambda start, stop, step: cropped_frames(clip, box, model.size, min(stop, max_frames), step, start),
+                  lambda start, stop, step: cropped_frames(clip, info, box, model.size, min(stop, max_frames), step, start),
                   total, detector, source_face=src_face,
                   faces=(lambda i: track.box_at(i).relative_to(box, model.size)) if track else None)
-        frames = timed("decode + crop", lambda: list(cropped_frames(clip, box, model.size, max_frames)))
+        frames = timed("decode + crop", lambda: list(cropped_frames(clip, info, box, model.size, max_frames)))
         results, kp = [], []
         source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy()
 

@@ -97,21 +97,53 @@ def largest(boxes: Sequence[Box]) -> Box | None:
     return max(boxes, key=lambda b: b.area, default=None)
 
 
+@dataclass(frozen=True)
+class CropWindow:
+    """Where a box lies on a frame: ``region`` (left, top, right, bottom), the part of
+    it inside the frame in whole pixels (at least one), and ``pads`` (top, bottom,
+    left, right), the rows and columns past the frame's edge, filled by repeating it."""
+
+    region: tuple[int, int, int, int]
+    pads: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, box: Box, height: int, width: int) -> "CropWindow":
+        """The window of ``box`` (:meth:`Box.as_ints`) on a ``height`` x ``width`` frame."""
+        left, top, right, bottom = box.as_ints()
+
+        def span(lo: int, hi: int, size: int) -> tuple[int, int, int, int]:
+            start = min(max(lo, 0), size - 1)
+            stop = max(min(hi, size), start + 1)
+            before = min(max(start - lo, 0), (hi - lo) - (stop - start))
+            return start, stop, before, (hi - lo) - (stop - start) - before
+
+        r0, r1, top_pad, bottom_pad = span(top, bottom, height)
+        c0, c1, left_pad, right_pad = span(left, right, width)
+        return cls((c0, r0, c1, r1), (top_pad, bottom_pad, left_pad, right_pad))
+
+    def cut(self, frame: np.ndarray) -> np.ndarray:
+        """The region of a whole (H, W, 3) frame (a view)."""
+        left, top, right, bottom = self.region
+        return frame[top:bottom, left:right]
+
+    def finish(self, part: np.ndarray, size: tuple[int, int], *, fixed_point: bool = False) -> np.ndarray:
+        """The crop from ``part``, the region's pixels ((h, w, 3) uint8, as :meth:`cut`
+        gives them): edges repeated over the pads, resized to (height, width) (see
+        :func:`~fomm_space.frames.resize`); (height, width, 3) uint8."""
+        top, bottom, left, right = self.pads
+        if top or bottom or left or right:
+            part = np.pad(part, ((top, bottom), (left, right), (0, 0)), mode="edge")
+        return resize(np.ascontiguousarray(part), size, fixed_point=fixed_point)
+
+
 def crop(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
     """Cut ``box`` out of an (H, W, 3) uint8 image and resize it to (height, width).
 
     Where the box reaches past the image, the border pixels are repeated: the face is
     never stretched. Resizing is anti-aliased; the result is (height, width, 3) uint8.
     """
-    h, w = image.shape[:2]
-    left, top, right, bottom = box.as_ints()
-    if left >= 0 and top >= 0 and right <= w and bottom <= h:
-        return resize(np.ascontiguousarray(image[top:bottom, left:right]), size)
-    # Clipped indices repeat the border rows and columns where the box leaves the image.
-    rows = np.clip(np.arange(top, bottom), 0, h - 1)
-    cols = np.clip(np.arange(left, right), 0, w - 1)
-    inside = image[np.ix_(rows, cols)]
-    return resize(np.ascontiguousarray(inside), size)
+    window = CropWindow.of(box, *image.shape[:2])
+    return window.finish(window.cut(image), size)
 
 
 @dataclass

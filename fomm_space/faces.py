@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -38,6 +39,9 @@ _FA_DETECTOR = {"sfd": ("sfd", {}), "blazeface": ("blazeface", {}),
                 "blazeface-back": ("blazeface", {"back_model": True})}
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
 DETECTION_SIDE = 640  # images are scaled down to this longer side before detection
+CPU_WORKERS = 2       # landmark runs at once on the CPU, each on its share of torch's threads
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def weight_files(detector: str = "sfd") -> tuple[str, ...]:
@@ -65,6 +69,7 @@ class FaceAlignmentDetector:
         if detector not in DETECTOR_WEIGHTS:
             raise InputError(f"Unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}.")
         self.detection_side = detection_side
+        self._device = str(device)
         try:
             name, kwargs = _FA_DETECTOR[detector]
             self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device,
@@ -76,6 +81,32 @@ class FaceAlignmentDetector:
                 f"Face detection needs face-alignment's weights ({', '.join(weight_files(detector))}) in {hub}, "
                 f"and they could not be loaded or downloaded ({type(e).__name__}: {str(e)[:200]}). Connect to "
                 "the internet once, copy the files there, or {no_crop}.") from e
+        if str(device) == "cpu":
+            self._channels_last(detector)
+
+    def _channels_last(self, detector: str) -> None:
+        """S3FD's and FAN's weights in channels-last order on the CPU: oneDNN then skips
+        reordering every activation (the same sums, in another order: results within
+        float rounding). Measured on a 2-core Intel Xeon (AVX-512, AMX): S3FD on 320x180
+        178 -> 130 ms, on 640x480 870 -> 700 ms; FAN 231 -> 222 ms. (BlazeFace, a few
+        ms, is left as it is.)"""
+        import torch
+
+        nets = [self._fa.face_alignment_net]
+        if detector == "sfd":
+            nets.append(self._fa.face_detector.face_detector)
+        for net in nets:
+            net.to(memory_format=torch.channels_last)
+
+    @property
+    def workers(self) -> int:
+        """How many landmark runs :func:`each_at_once` makes at once: :data:`CPU_WORKERS`
+        on a CPU with that many torch threads (each run on its share: FAN on 2 cores of
+        an Intel Xeon, two at a time on one thread each, 219 ms a run against 246 on two
+        threads one after the other), else 1."""
+        import torch
+
+        return CPU_WORKERS if self._device == "cpu" and torch.get_num_threads() >= CPU_WORKERS else 1
 
     def warm_up(self) -> None:
         """Run both networks once on a blank picture: their first run in a process costs
@@ -103,6 +134,21 @@ class FaceAlignmentDetector:
                 np.ascontiguousarray(image), detected_faces=[np.array([face.left, face.top, face.right,
                                                                        face.bottom, 1.0])])
         return None if not points else np.asarray(points[0][:, :2], dtype=np.float64)
+
+
+def each_at_once(detector: object, run: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[run(item) for item in items]``, made ``detector.workers`` at a time where the
+    detector says so (see :attr:`FaceAlignmentDetector.workers`; others, one at a
+    time), each worker on its share of torch's threads."""
+    workers = min(len(items), int(getattr(detector, "workers", 1)))
+    if workers <= 1:
+        return [run(item) for item in items]
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,),
+                            thread_name_prefix="fomm-landmarks") as pool:
+        return list(pool.map(run, items))
 
 
 def _torch_hub_dir() -> str:

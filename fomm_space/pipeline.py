@@ -18,13 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .crop import Box, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track, \
+from .crop import Box, CropWindow, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track, \
     sampled_detections, stable_box, track_faces
 from .compose import Composer, PasteBack, draw_keypoints
 from .compose.paste import UPSCALERS
 from .compose.tensor import TensorComposer
 from .errors import InputError
-from .faces import DETECTORS, FaceDetector, face_detector, normalize_landmarks, pose_distance
+from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, normalize_landmarks, pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
@@ -190,14 +190,21 @@ def driving_box(path: Path, info: VideoInfo, max_frames: int, options: Animation
     return stable_box(driving_track(path, info, max_frames, detector, progress)[0], options.crop_scale)
 
 
-def cropped_frames(path: Path, box: Box, size: tuple[int, int], max_frames: int, step: int = 1,
+def cropped_frames(path: Path, info: VideoInfo, box: Box, size: tuple[int, int], max_frames: int, step: int = 1,
                    start: int = 0) -> Iterator[np.ndarray]:
     """The driving frames ``start, start + step, ...`` (of the first ``max_frames``) cut
-    to ``box`` and resized to ``size``: (H, W, 3) uint8 each."""
-    frames = read_frames(path, max_frames=max_frames, step=step) if start == 0 else \
-        itertools.islice(read_frames(path, max_frames=max_frames), start, None, step)
+    to ``box`` and resized to ``size``: (H, W, 3) uint8 each.
+
+    ffmpeg cuts out the part of the box inside the frame as it decodes (a 720p frame's
+    conversion to RGB and its trip through the pipe cost more than the crop); the edges
+    are repeated where the box leaves the frame, then the crop is resized (torch's
+    anti-aliased bilinear in fixed point: within 1 of :func:`~fomm_space.crop.crop`).
+    """
+    window = CropWindow.of(box, info.size[1], info.size[0])
+    frames = read_frames(path, max_frames=max_frames, step=step, region=window.region) if start == 0 else \
+        itertools.islice(read_frames(path, max_frames=max_frames, region=window.region), start, None, step)
     for frame in frames:
-        yield crop(frame, box, size)
+        yield window.finish(frame, size, fixed_point=True)
 
 
 def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterator[np.ndarray]], total: int,
@@ -214,25 +221,46 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
     are found there, without a second detection (where none is found there, a frame is
     searched afresh). The search looks at BEST_FRAME_COARSE frames spread evenly (at
     most BEST_FRAME_MAX_STEP apart), then around the closest of them halves the step down to one
-    frame, keeping the closer side (the pose changes smoothly between frames).
+    frame, keeping the closer side (the pose changes smoothly between frames). The
+    runs are made a few at once where the detector says so (see
+    :func:`~fomm_space.faces.each_at_once`): the coarse frames in turn, both sides of
+    each halving.
     """
-    source_points = detector.landmarks(source, source_face)
-    reference = None if source_points is None else normalize_landmarks(source_points)
-    if reference is None:
-        raise InputError("The face-landmark search found no face in the cropped source photo; "
-                         "{no_best_frame} or use a clearer photo.")
     step = min(detection_stride(total, BEST_FRAME_COARSE), BEST_FRAME_MAX_STEP)
     seen: dict[int, tuple[float, np.ndarray]] = {}
 
-    def look(index: int, frame: np.ndarray) -> None:
+    def points_of(job: tuple[int, np.ndarray]) -> np.ndarray | None:
+        index, frame = job
+        if index < 0:  # the source
+            return detector.landmarks(frame, source_face)
         points = detector.landmarks(frame, faces(index)) if faces is not None else None
         if points is None:  # no track, or the face is not where it was (lost, jumped): a fresh detection
             points = detector.landmarks(frame)
-        seen[index] = (pose_distance(reference, points), frame)
+        return points
 
+    reference = None
+
+    def look(jobs: list[tuple[int, np.ndarray]]) -> None:  # a few at once (see each_at_once)
+        nonlocal reference
+        for (index, frame), points in zip(jobs, each_at_once(detector, points_of, jobs)):
+            if index < 0:
+                reference = None if points is None else normalize_landmarks(points)
+                if reference is None:
+                    raise InputError("The face-landmark search found no face in the cropped source photo; "
+                                     "{no_best_frame} or use a clearer photo.")
+            else:
+                seen[index] = (pose_distance(reference, points), frame)
+
+    jobs: list[tuple[int, np.ndarray]] = [(-1, source)]
+    batch = max(1, int(getattr(detector, "workers", 1)))
     for i, frame in enumerate(frames(0, total, step)):
-        look(i * step, frame)
-        _notify(progress, "best frame", (i + 1) * step, total)
+        jobs.append((i * step, frame))
+        if len(jobs) >= batch:
+            look(jobs)
+            jobs = []
+            _notify(progress, "best frame", (i + 1) * step, total)
+    if jobs:
+        look(jobs)
     best = min(seen, key=lambda i: seen[i][0], default=None)
     if best is None or not np.isfinite(seen[best][0]):
         raise InputError("No face landmarks were found in any driving frame; {no_best_frame}.")
@@ -241,9 +269,7 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
         window = dict(zip(range(lo, hi), frames(lo, hi, 1)))
         half = step // 2
         while half >= 1:
-            for index in (best - half, best + half):
-                if index in window and index not in seen:
-                    look(index, window[index])
+            look([(i, window[i]) for i in (best - half, best + half) if i in window and i not in seen])
             best = min((i for i in (best - half, best, best + half) if i in seen), key=lambda i: seen[i][0])
             half //= 2
     return best, seen[best][1]
@@ -286,7 +312,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
         d_box = driving_box(driving, info, max_frames, options, detector)
 
     def frames_between(start: int, stop: int, step: int) -> Iterator[np.ndarray]:
-        return cropped_frames(driving, d_box, model.size, min(stop, max_frames), step, start)
+        return cropped_frames(driving, info, d_box, model.size, min(stop, max_frames), step, start)
 
     best, reference = options.best_frame, None
     if best is None and options.find_best_frame:
@@ -306,7 +332,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
             yield frame
 
     batch = model.batch_size(options.batch_size)
-    reader = read_ahead(cropped_frames(driving, d_box, model.size, max_frames), 2 * batch)
+    reader = read_ahead(cropped_frames(driving, info, d_box, model.size, max_frames), 2 * batch)
     done = 0
     source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy() if overlay or preview else None
     composer = Composer(src, source_kp, paste, options.ai_mark)
@@ -375,7 +401,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
         detector = face_detector(device, options.face_detector)
     box = driving_box(driving, info, max_frames, options, detector, progress)
     with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None) as writer:
-        for frame in cropped_frames(driving, box, size, max_frames):
+        for frame in cropped_frames(driving, info, box, size, max_frames):
             writer.write(frame)
             _notify(progress, "cropping", writer.frames, total)
     return CropReport(output=output, box=box, frames=writer.frames, fps=info.fps, truncated=truncated)

@@ -52,6 +52,8 @@ def _is_still_image(path: Path) -> bool:
 
 
 def _open_reader(path: Path, output_params: list[str] | None = None):
+    """imageio-ffmpeg's frame generator of ``path`` (rgb24, ffmpeg's decoder on
+    :func:`encoder_threads` threads) and its metadata; InputError where it can't be read."""
     import imageio_ffmpeg
 
     if not path.is_file():
@@ -62,7 +64,8 @@ def _open_reader(path: Path, output_params: list[str] | None = None):
     # imageio-ffmpeg warns when rotation metadata swaps the frame size; that is expected.
     logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     try:
-        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=output_params)
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=output_params,
+                                         input_params=["-threads", str(encoder_threads())])
         meta = next(gen)
         meta["size"] = tuple(int(v) for v in meta["size"])
         if len(meta["size"]) != 2 or min(meta["size"]) < 1:
@@ -112,17 +115,28 @@ def scaled_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 1,
-                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+                size: tuple[int, int] | None = None,
+                region: tuple[int, int, int, int] | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video as (H, W, 3) uint8 RGB, one at a time (rotation applied).
 
     Only the first ``max_frames`` are read; of those, every ``step``-th is yielded
     (frames 0, step, 2*step, ...). With ``size`` (width, height), ffmpeg scales the
     frames to it (area averaging, after the rotation) as it decodes them: see
-    :func:`scaled_size`. Raises InputError if the file can't be decoded or holds no
-    frame.
+    :func:`scaled_size`. With ``region`` (left, top, right, bottom: whole pixels of the
+    upright frame, inside it), only that part of each frame is yielded, cut out by
+    ffmpeg as it decodes (a few pixels more, on even coordinates, so that its colours
+    are the whole frame's: the chroma planes are not resampled at the cut); ``size``
+    and ``region`` don't go together. Raises InputError if the file can't be decoded
+    or holds no frame.
     """
     path = Path(path)
-    params = None if size is None else ["-vf", f"scale={size[0]}:{size[1]}:flags=area"]
+    params, cut = None, None
+    if size is not None and region is not None:
+        raise ValueError("read_frames takes size or region, not both")
+    if size is not None:
+        params = ["-vf", f"scale={size[0]}:{size[1]}:flags=area"]
+    elif region is not None:
+        params, cut = _region_filter(region)
     gen, meta = _open_reader(path, params)
     width, height = (int(v) for v in (meta["size"] if size is None else size))
     count = 0
@@ -135,7 +149,8 @@ def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 
                 break  # a truncated last frame
             count += 1
             if (count - 1) % step == 0:
-                yield frame.reshape(height, width, 3)
+                frame = frame.reshape(height, width, 3)
+                yield frame if cut is None else frame[cut]
     except MemoryError as e:
         raise InputError(f"{path.name} can't be read: decoding it ran out of memory.") from e
     except Exception as e:  # whatever ffmpeg's reader raises mid-stream
@@ -146,14 +161,34 @@ def read_frames(path: str | Path, *, max_frames: int | None = None, step: int = 
         raise InputError(f"{path.name} has no video frames.")
 
 
-X264_OPTIONS = ("-preset", "ultrafast", "-x264-params", "cabac=1:deblock=1:bframes=3:b-adapt=0")
-"""x264's settings (with CRF 18): its fastest preset with CABAC, the deblocking filter
-and three B-frames put back. Measured on a 2-core CPU (1280x960 frames pasted into a
-photo, one thread) against preset veryfast, the first version's: the same PSNR (+0.2
-dB on a smooth moving picture, +0.1 dB on the benchmark's random-weight faces) at about
-half the CPU time (6.6 against 8-15 ms a frame; 12 against 22-25), in files 2.7x and
-1.3x larger. Plain ultrafast was cheaper still (8.4 ms) but wrote files 1.9-6x larger;
-superfast saved a third at most."""
+_REGION_MARGIN = 4  # pixels around a region ffmpeg cuts as well (chroma interpolation reaches 2)
+
+
+def _region_filter(region: tuple[int, int, int, int]) -> tuple[list[str], tuple[slice, slice]]:
+    """ffmpeg's crop filter for ``region`` with a margin on even coordinates (clipped to
+    the frame), and the slice of its frames that is the region."""
+    left, top, right, bottom = region
+    if not (0 <= left < right and 0 <= top < bottom):
+        raise ValueError(f"region {region} is not a box of whole pixels inside the frame")
+    x0, y0 = max(0, left - _REGION_MARGIN) // 2 * 2, max(0, top - _REGION_MARGIN) // 2 * 2
+    x1, y1 = (-(-(v + _REGION_MARGIN) // 2) * 2 for v in (right, bottom))
+    crop = f"crop='min(iw,{x1})-{x0}':'min(ih,{y1})-{y0}':{x0}:{y0}:exact=1"
+    return ["-vf", crop], (slice(top - y0, bottom - y0), slice(left - x0, right - x0))
+
+
+X264_OPTIONS = ("-preset", "ultrafast", "-x264-params", "deblock=1:bframes=3:b-adapt=0")
+"""x264's settings (with CRF 18): its fastest preset with the deblocking filter and
+three B-frames put back, and CAVLC, its default entropy coder there.
+
+Measured on a 2-core CPU (1280x960 frames pasted into a photo, one thread). Against
+preset veryfast, the first version's: the same PSNR or better (+0.1 to +0.2 dB) at about
+half the CPU time or less, in files 1.3-3x larger; plain ultrafast wrote files 1.9-6x
+larger, superfast saved a third at most. CABAC (tried next) changes no picture, the
+entropy coder being lossless and ultrafast choosing without it: the decoded frames are
+the same bit for bit (a test); it writes files a sixth smaller but costs CPU per bit,
+which the benchmark's random-weight faces have many of (25 Mbit/s): on an Intel Xeon,
+there 13.8 ms a frame with it, 9.3 without (28 -> 34 MiB for 10 s); on the example
+clip enlarged to 1280x960 3.9 and 3.7 ms (1.4 -> 1.6 MiB)."""
 
 
 def encoder_threads() -> int:

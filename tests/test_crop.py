@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fomm_space.crop import (Box, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track,
+from fomm_space.crop import (Box, CropWindow, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track,
                              stable_box, track_faces)
 
 
@@ -37,6 +37,26 @@ def test_crop_past_the_border_repeats_edges_and_does_not_stretch():
     assert (out[:, :74] == 255).all() and (out[:, 76:] == 0).all()
     far = crop(image, Box(500, 500, 520, 520), (8, 8))  # wholly outside: the corner pixel repeated
     assert far.shape == (8, 8, 3) and (far == 0).all()
+
+
+@pytest.mark.parametrize("box", [Box(10, 5, 40, 35), Box(-7, -3, 23, 27), Box(30, 20, 70, 60), Box(-90, 5, -60, 35),
+                                 Box(2.4, 1.6, 49.5, 47.5)], ids=["inside", "top-left", "bottom-right", "outside",
+                                                                 "fractional"])
+def test_a_crop_window_is_the_part_inside_and_the_edges_repeated(box):
+    image = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    window = CropWindow.of(box, 40, 50)
+    left, top, right, bottom = window.region
+    assert 0 <= left < right <= 50 and 0 <= top < bottom <= 40
+    pads = window.pads
+    b_left, b_top, b_right, b_bottom = box.as_ints()
+    assert min(pads) >= 0 and (bottom - top) + pads[0] + pads[1] == b_bottom - b_top
+    assert (right - left) + pads[2] + pads[3] == b_right - b_left
+    # the same pixels as indexing with the box's rows and columns clipped to the image
+    rows, cols = np.clip(np.arange(b_top, b_bottom), 0, 39), np.clip(np.arange(b_left, b_right), 0, 49)
+    assert np.array_equal(window.finish(window.cut(image), (b_bottom - b_top, b_right - b_left)),
+                          image[np.ix_(rows, cols)])
+    exact, fixed = crop(image, box, (16, 16)), window.finish(window.cut(image), (16, 16), fixed_point=True)
+    assert np.abs(exact.astype(int) - fixed).max() <= 1
 
 
 def test_two_faces_are_two_tracks_and_the_steady_one_wins():
@@ -180,3 +200,8 @@ def test_resizing_is_torchs_antialiased_bilinear_rounded():
     assert out.dtype == np.uint8 and out.shape == (128, 200, 3) and out.flags.c_contiguous
     assert np.array_equal(out, expected)
     assert resize(image[::2], (75, 125)).shape == (75, 125, 3)  # a strided view
+    fixed = resize(image, (128, 200), fixed_point=True)  # torch's uint8 kernel: within 1, most pixels equal
+    assert fixed.dtype == np.uint8 and fixed.flags.c_contiguous
+    assert np.abs(fixed.astype(int) - expected).max() <= 1 and (fixed == expected).mean() > 0.8
+    assert np.array_equal(resize(np.ascontiguousarray(image[::2]), (75, 125), fixed_point=True),
+                          resize(image[::2], (75, 125), fixed_point=True))

@@ -82,3 +82,20 @@ def test_landmarks_on_a_known_box_skip_detection_and_warm_up_runs_both_networks(
         assert runs == {"detect": 1, "fan": 2}
     finally:
         detector._fa.face_detector.detect_from_image, detector._fa.face_alignment_net = real_detect, real_fan
+
+
+def test_on_the_cpu_the_networks_run_channels_last_with_the_same_results(face_weights):
+    import torch
+
+    from fomm_space.crop import Box
+
+    detector = FaceAlignmentDetector("cpu")
+    nets = (detector._fa.face_detector.face_detector, detector._fa.face_alignment_net)
+    for net in nets:  # every convolution's weights
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.dim() == 4)
+    image = (np.random.default_rng(3).random((240, 320, 3)) * 255).astype(np.uint8)
+    boxes, points = detector.detect(image), detector.landmarks(image, Box(60, 40, 220, 200))
+    for net in nets:
+        net.to(memory_format=torch.contiguous_format)
+    assert [b.as_ints() for b in detector.detect(image)] == [b.as_ints() for b in boxes]
+    assert np.abs(detector.landmarks(image, Box(60, 40, 220, 200)) - points).max() < 1e-3

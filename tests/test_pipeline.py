@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fomm_space import AnimationOptions, InputError
-from fomm_space.crop import Box, face_square, largest
-from fomm_space.pipeline import animate_files, crop_video_file
+from fomm_space.crop import Box, crop, face_square, largest
+from fomm_space.pipeline import animate_files, crop_video_file, cropped_frames
 from fomm_space.video import probe, read_frames
 
 from .conftest import write_video
@@ -217,6 +217,39 @@ def test_best_frame_agrees_with_the_exhaustive_search_from_few_landmark_runs(nam
         assert len(calls) <= 0.5 * len(frames), len(calls)
 
 
+def test_the_best_frame_search_two_runs_at_once_is_the_one_at_a_time(colour_detector):
+    """A detector that takes two landmark runs at once (face-alignment's on the CPU)
+    gets them in worker threads, and the search ends where one at a time does, from
+    the same runs."""
+    import threading
+
+    from fomm_space.crop import main_track, sampled_detections, track_faces
+    from fomm_space.pipeline import find_best_frame
+
+    frames = width_clip(**BEST_CLIPS["lost for a while"])
+    source = np.full((140, 400, 3), 80, np.uint8)
+    source[50:90, 100:175] = (255, 0, 0)
+    track = main_track(track_faces(sampled_detections(frames, colour_detector.detect, 10)))
+    runs = {1: [], 2: []}
+
+    def searched(workers):
+        class Recording(type(colour_detector)):
+            def landmarks(self, image, face=None):
+                runs[workers].append((id(image), face, threading.current_thread().name))
+                return super().landmarks(image, face)
+
+        detector = Recording()
+        detector.workers = workers
+        return find_best_frame(source, lambda start, stop, step: iter(frames[start:stop:step]), len(frames),
+                               detector, source_face=largest(colour_detector.detect(source)), faces=track.box_at)
+
+    assert searched(1)[0] == searched(2)[0]
+    assert sorted((i, repr(f)) for i, f, _ in runs[1]) == sorted((i, repr(f)) for i, f, _ in runs[2])
+    assert all(r[2] == threading.current_thread().name for r in runs[1])
+    in_workers = [r[2].startswith("fomm-landmarks") for r in runs[2]]  # (a run alone stays in the caller's)
+    assert sum(in_workers) >= 0.8 * len(in_workers), in_workers
+
+
 def test_on_long_clips_the_best_frame_search_holds_few_frames(colour_detector):
     """Coarse frames at most BEST_FRAME_MAX_STEP apart, so that the window read around
     the best one stays under twice that, whatever the clip's length."""
@@ -256,3 +289,14 @@ def test_a_writer_failing_behind_the_engine_leaves_no_output(tiny_model, photo, 
         animate_files(tiny_model, photo, clip, tmp_path / "out.mp4", overlay=tmp_path / "kp.mp4",
                       detector=colour_detector, options=AnimationOptions(batch_size=2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]
+
+
+@pytest.mark.parametrize("box", [Box(20, 10, 100, 90), Box(-30, -20, 70, 80), Box(100, 50, 190, 140)],
+                         ids=["inside", "past-top-left", "past-bottom-right"])
+def test_driving_crops_cut_by_ffmpeg_are_the_whole_frames_crops(tmp_path, box):
+    clip = clip_with(tmp_path, [(10 + 5 * t, 20, 50 + 5 * t, 60) for t in range(9)])
+    whole = [crop(frame, box, (64, 64)) for frame in read_frames(clip)]
+    cut = list(cropped_frames(clip, probe(clip), box, (64, 64), max_frames=9))
+    assert len(cut) == 9 and all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(cut, whole))
+    assert all(np.array_equal(a, b) for a, b in zip(cropped_frames(clip, probe(clip), box, (64, 64), 8, step=3,
+                                                                   start=2), cut[2:8:3]))

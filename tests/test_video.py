@@ -61,6 +61,34 @@ def test_rotation_metadata_is_applied(tmp_path):
     assert np.abs(turned.reshape(32, 2, 24, 2, 3).mean(axis=(1, 3)) - small).mean() < 10  # scaled in YUV
 
 
+@pytest.mark.parametrize("suffix, extra", [
+    (".mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+    (".mp4", ["-c:v", "libx264", "-pix_fmt", "yuv444p"]),
+    (".gif", []),
+], ids=["yuv420p", "yuv444p", "gif"])
+def test_a_region_is_cut_by_ffmpeg_exactly_as_from_the_whole_frame(tmp_path, suffix, extra):
+    clip = make_clip(tmp_path / f"c{suffix}", size="66x50", extra=extra)
+    whole = list(read_frames(clip))
+    for left, top, right, bottom in [(0, 0, 66, 50), (3, 5, 41, 43), (1, 0, 2, 1), (21, 11, 66, 50)]:
+        part = list(read_frames(clip, region=(left, top, right, bottom), step=2))
+        assert len(part) == 5 and part[0].shape == (bottom - top, right - left, 3)
+        for got, frame in zip(part, whole[::2]):
+            assert np.array_equal(got, frame[top:bottom, left:right])  # colours not resampled at the cut
+    with pytest.raises(ValueError):
+        next(read_frames(clip, region=(10, 10, 5, 20)))
+    with pytest.raises(ValueError):
+        next(read_frames(clip, region=(0, 0, 5, 5), size=(8, 8)))
+
+
+def test_a_region_is_cut_after_the_rotation(tmp_path):
+    plain = make_clip(tmp_path / "plain.mp4", size="64x48", extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(plain),
+                    "-c", "copy", str(rotated)], check=True)
+    turned = next(read_frames(rotated))  # 48 wide, 64 high
+    assert np.array_equal(next(read_frames(rotated, region=(5, 30, 45, 63))), turned[30:63, 5:45])
+
+
 def test_odd_sizes_are_padded_to_even(tmp_path):
     out = tmp_path / "odd.mp4"
     with VideoWriter(out, 10) as writer:
@@ -146,3 +174,21 @@ def test_a_frame_that_is_not_rgb_is_refused(tmp_path):
         writer.write(np.zeros((16, 16, 3), np.uint8))
         with pytest.raises(InputError, match="RGB"):
             writer.write(np.zeros((16, 16), np.uint8))
+
+
+def test_the_encoders_settings_give_the_pictures_cabac_would(tmp_path):
+    """CAVLC for CABAC only changes how the same decisions are written: the decoded
+    frames are equal bit for bit (the file is larger)."""
+    from fomm_space.video import X264_OPTIONS
+
+    rng = np.random.default_rng(5)
+    frames = [np.clip(rng.normal(128, 40, (96, 128, 3)), 0, 255).astype(np.uint8) for _ in range(8)]
+    paths = []
+    for name, params in (("cavlc", X264_OPTIONS), ("cabac", (*X264_OPTIONS[:3], X264_OPTIONS[3] + ":cabac=1"))):
+        paths.append(tmp_path / f"{name}.mp4")
+        subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96",
+                        "-r", "10", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", *params,
+                        "-threads", "1", str(paths[-1])], input=b"".join(f.tobytes() for f in frames), check=True)
+    cavlc, cabac = (list(read_frames(p)) for p in paths)
+    assert len(cavlc) == 8 and all(np.array_equal(a, b) for a, b in zip(cavlc, cabac))
+    assert paths[0].stat().st_size > paths[1].stat().st_size
