@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -12,6 +13,10 @@ import torch
 from .errors import InputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CPU_WORKERS = 2
+"""Networks run at once on a CPU (engine batches, landmark runs), each on its share of
+torch's threads: on 2 cores, two independent one-thread workers beat two threads in
+lock-step, which all stall when other work takes a core from one of them."""
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -94,3 +99,17 @@ def exact_fp32(device: torch.device) -> Iterator[None]:
             _cuda_users -= 1
             if _cuda_users == 0 and _cuda_saved is not None:
                 torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _cuda_saved
+
+
+def cpu_workers(device: str | torch.device) -> int:
+    """How many workers share the CPU: :data:`CPU_WORKERS` for ``device`` "cpu" with at
+    least that many torch threads, else 1 (a GPU takes one batch at a time)."""
+    return CPU_WORKERS if torch.device(device).type == "cpu" and torch.get_num_threads() >= CPU_WORKERS else 1
+
+
+def worker_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads named ``name``-N, each on its share of the caller's
+    torch threads (``torch.set_num_threads`` holds per thread)."""
+    threads = max(1, torch.get_num_threads() // workers)
+    return ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,),
+                              thread_name_prefix=name)

@@ -12,7 +12,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -39,7 +38,6 @@ _FA_DETECTOR = {"sfd": ("sfd", {}), "blazeface": ("blazeface", {}),
                 "blazeface-back": ("blazeface", {"back_model": True})}
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
 DETECTION_SIDE = 640  # images are scaled down to this longer side before detection
-CPU_WORKERS = 2       # landmark runs at once on the CPU, each on its share of torch's threads
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -100,13 +98,13 @@ class FaceAlignmentDetector:
 
     @property
     def workers(self) -> int:
-        """How many landmark runs :func:`each_at_once` makes at once: :data:`CPU_WORKERS`
-        on a CPU with that many torch threads (each run on its share: FAN on 2 cores of
-        an Intel Xeon, two at a time on one thread each, 219 ms a run against 246 on two
-        threads one after the other), else 1."""
-        import torch
+        """How many landmark runs :func:`each_at_once` makes at once
+        (:func:`~fomm_space.device.cpu_workers`: FAN on 2 cores of an Intel Xeon, two at
+        a time on one thread each, 219 ms a run against 246 on two threads one after the
+        other)."""
+        from .device import cpu_workers
 
-        return CPU_WORKERS if self._device == "cpu" and torch.get_num_threads() >= CPU_WORKERS else 1
+        return cpu_workers(self._device)
 
     def warm_up(self) -> None:
         """Run both networks once on a blank picture: their first run in a process costs
@@ -136,18 +134,20 @@ class FaceAlignmentDetector:
         return None if not points else np.asarray(points[0][:, :2], dtype=np.float64)
 
 
+def landmark_workers(detector: object) -> int:
+    """How many landmark runs ``detector`` takes at once: its ``workers``, else 1."""
+    return max(1, int(getattr(detector, "workers", 1)))
+
+
 def each_at_once(detector: object, run: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[run(item) for item in items]``, made ``detector.workers`` at a time where the
-    detector says so (see :attr:`FaceAlignmentDetector.workers`; others, one at a
-    time), each worker on its share of torch's threads."""
-    workers = min(len(items), int(getattr(detector, "workers", 1)))
+    """``[run(item) for item in items]``, made :func:`landmark_workers` at a time (see
+    :attr:`FaceAlignmentDetector.workers`), each worker on its share of torch's threads."""
+    workers = min(len(items), landmark_workers(detector))
     if workers <= 1:
         return [run(item) for item in items]
-    import torch
+    from .device import worker_pool
 
-    threads = max(1, torch.get_num_threads() // workers)
-    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,),
-                            thread_name_prefix="fomm-landmarks") as pool:
+    with worker_pool(workers, "fomm-landmarks") as pool:
         return list(pool.map(run, items))
 
 

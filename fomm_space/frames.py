@@ -110,8 +110,8 @@ def resize(frame: np.ndarray, size: tuple[int, int], *, fixed_point: bool = Fals
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
         return np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
     x = F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    # (The uint8 kernel is not used for the live camera: rounding its frames' noise
-    # differently, it made the output of a still camera flicker at bf16.)
+    # (Not the uint8 kernel here: used for the live camera, it made the app's output of a
+    # still camera change from frame to frame at bf16, in the live browser test.)
     return np.ascontiguousarray(x[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy())
 
 

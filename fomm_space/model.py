@@ -4,7 +4,9 @@ source image by a driving video.
 Work that depends on the source alone (its keypoints, its encoding, the dense-motion
 network's downsampled copy) is done once; driving frames then go through in batches,
 streamed in and out, so memory stays flat however long the clip (on a CPU, two batches
-at once, each on half the threads: :data:`CPU_WORKERS`). The device and the
+at once, each on half the threads: :data:`~fomm_space.device.CPU_WORKERS`; on 2 cores
+(vox-256, bf16) as fast as one batch on both threads alone, 96 against 100 ms a frame,
+and with decoding, composition and encoding beside it 110 against 138). The device and the
 precision are chosen here, once; the family's networks (:mod:`fomm_space.family`) know
 nothing of either.
 """
@@ -15,7 +17,6 @@ import collections
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from .checkpoint import LAYOUTS, load_state, read_checkpoint
 from .config import ModelConfig
-from .device import exact_fp32, select_device, select_dtype
+from .device import cpu_workers, exact_fp32, select_device, select_dtype, worker_pool
 from .errors import InputError
 from .family import MotionFamily, no_avd_message
 from .frames import as_float_rgb
@@ -35,11 +36,6 @@ from .registry import DEFAULT_MODEL, get_spec
 from .smoothing import KeypointSmoother
 
 DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 2}
-CPU_WORKERS = 2
-"""Batches in flight at once on a CPU, each on half the threads. On 2 cores (vox-256,
-bf16): as fast as one batch on both threads alone (96 against 100 ms a frame), and with
-decoding, composition and encoding beside it 110 against 138 ms a frame: a thread that
-takes a core from one of two threads in lock-step stalls both."""
 
 
 @dataclass(frozen=True)
@@ -184,9 +180,8 @@ class AnimationModel:
                                           adapt_scale=adapt_scale, scale=scale, avd=avd)
 
     def _workers(self) -> int:
-        """Batches animated at once: :data:`CPU_WORKERS` on a CPU with that many threads
-        or more, else one."""
-        return CPU_WORKERS if self.device.type == "cpu" and torch.get_num_threads() >= CPU_WORKERS else 1
+        """Batches animated at once (:func:`~fomm_space.device.cpu_workers`)."""
+        return cpu_workers(self.device)
 
     def _in_workers(self, frames: Iterable[np.ndarray], size: int, workers: int,
                     steer: Callable[[Keypoints], tuple[Keypoints, Keypoints]], prepared: PreparedSource
@@ -199,7 +194,6 @@ class AnimationModel:
         generator on its own threads: no worker waits on another's convolutions, so work
         beside the engine (decoding, composition, encoding) slows one batch at a time.
         """
-        threads = max(1, torch.get_num_threads() // workers)
         turn = threading.Condition()
         progress = {"next": 0, "stopped": False}
 
@@ -216,8 +210,7 @@ class AnimationModel:
                     turn.notify_all()
             return kp_driving, kp_new, self._generate(prepared, kp_new)
 
-        pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,),
-                                  thread_name_prefix="fomm-engine")
+        pool = worker_pool(workers, "fomm-engine")
         running: collections.deque = collections.deque()
         chunks = iter(lambda it=iter(frames): list(itertools.islice(it, size)), [])
         try:

@@ -24,7 +24,8 @@ from .compose import Composer, PasteBack, draw_keypoints
 from .compose.paste import UPSCALERS
 from .compose.tensor import TensorComposer
 from .errors import InputError
-from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, normalize_landmarks, pose_distance
+from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, landmark_workers, normalize_landmarks, \
+    pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
@@ -252,7 +253,7 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
                 seen[index] = (pose_distance(reference, points), frame)
 
     jobs: list[tuple[int, np.ndarray]] = [(-1, source)]
-    batch = max(1, int(getattr(detector, "workers", 1)))
+    batch = landmark_workers(detector)
     for i, frame in enumerate(frames(0, total, step)):
         jobs.append((i * step, frame))
         if len(jobs) >= batch:

@@ -90,6 +90,7 @@ def test_on_the_cpu_the_networks_run_channels_last_with_the_same_results(face_we
     from fomm_space.crop import Box
 
     detector = FaceAlignmentDetector("cpu")
+    assert detector.workers == (2 if torch.get_num_threads() >= 2 else 1)  # landmark runs at once (each_at_once)
     nets = (detector._fa.face_detector.face_detector, detector._fa.face_alignment_net)
     for net in nets:  # every convolution's weights
         assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.dim() == 4)
