@@ -551,10 +551,12 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
 def prefetch_face_weights() -> None:
     """Download face-alignment's weights and run its networks once now (on a Space, at
     start-up, in the background), not behind the first user's click."""
-    from fomm_space.faces import face_detector
+    from fomm_space.device import select_dtype, select_device
+    from fomm_space.faces import face_detector, face_precision
 
-    try:
-        face_detector("cpu").warm_up()
+    try:  # the one a CPU request uses: at the precision beside the model's
+        cpu = select_device("cpu")
+        face_detector("cpu", DEFAULTS.face_detector, face_precision(select_dtype("auto", cpu))).warm_up()
         log.info("face-alignment's weights are ready")
     except FommError as e:
         log.warning("face-alignment's weights could not be fetched at start-up: %s", e.render("cli"))

@@ -72,7 +72,9 @@ def main() -> None:
     camera = (smooth_noise(rng, args.frames, max(width, height)) * 255).astype(np.uint8)[:, :height, :width]
     detector = None
     if args.crop:
-        detector = FixedWhereNone(random_face_detector(args.device))
+        from fomm_space.faces import face_precision
+
+        detector = FixedWhereNone(random_face_detector(args.device, precision=face_precision(model.dtype)))
     options = dataclasses.replace(LIVE_DEFAULTS, crop=args.crop, paste_back=args.paste_back)
     live = model.live(photo, options, detector=detector)
     for frame in camera[:5]:  # warm-up
@@ -109,8 +111,8 @@ class FixedWhereNone:
     def __init__(self, detector):
         self.detector = detector
         self.workers = getattr(detector, "workers", 1)  # landmark runs at once (fomm_space.faces.each_at_once)
-        self.calls = {"detect": 0, "landmarks": 0}
-        self.fixed = {"detect": 0, "landmarks": 0}
+        self.calls = {"detect": 0, "landmarks": 0, "coarse landmarks": 0}
+        self.fixed = {"detect": 0, "landmarks": 0, "coarse landmarks": 0}
 
     def detect(self, image: np.ndarray) -> list[Box]:
         self.calls["detect"] += 1
@@ -123,11 +125,20 @@ class FixedWhereNone:
         return [Box(w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2)]
 
     def landmarks(self, image: np.ndarray, face: Box | None = None):
-        self.calls["landmarks"] += 1
-        points = self.detector.landmarks(image, face)
+        return self._fixed("landmarks", self.detector.landmarks(image, face), image)
+
+    @property
+    def coarse_landmarks(self):  # the real one's, where it has them (FAN in bf16)
+        coarse = getattr(self.detector, "coarse_landmarks", None)
+        if coarse is None:
+            return None
+        return lambda image, face=None: self._fixed("coarse landmarks", coarse(image, face), image)
+
+    def _fixed(self, kind: str, points: np.ndarray | None, image: np.ndarray) -> np.ndarray:
+        self.calls[kind] += 1
         if points is not None:
             return points
-        self.fixed["landmarks"] += 1
+        self.fixed[kind] += 1
         t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
         h, w = image.shape[:2]
         return np.stack([w / 2 + w / 4 * np.cos(t), h / 2 + h / 3 * np.sin(t)], axis=1)
@@ -171,9 +182,10 @@ def write_face_weights(folder: Path, face_heads: tuple[str, ...] = ()) -> None:
     torch.save(FAN(4).state_dict(), folder / FAN_WEIGHTS)
 
 
-def random_face_detector(device: str, detector: str = "sfd"):
+def random_face_detector(device: str, detector: str = "sfd", precision: str = "fp32"):
     """face-alignment's real networks with random weights (:func:`write_face_weights`,
-    in a temporary TORCH_HOME): they cost what the real ones do, and find no faces."""
+    in a temporary TORCH_HOME) at ``precision``: they cost what the real ones do, and
+    find no faces."""
     import os
     import tempfile
 
@@ -184,7 +196,7 @@ def random_face_detector(device: str, detector: str = "sfd"):
     folder.mkdir(parents=True)
     write_face_weights(folder)
     os.environ["TORCH_HOME"] = str(home)
-    return FaceAlignmentDetector(device, detector)
+    return FaceAlignmentDetector(device, detector, precision=precision)
 
 
 if __name__ == "__main__":

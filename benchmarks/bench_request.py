@@ -46,6 +46,7 @@ from fomm_space.crop import center_box, stable_box  # noqa: E402
 from fomm_space.frames import to_uint8  # noqa: E402
 from fomm_space.model import AnimationModel  # noqa: E402
 from fomm_space.compose import Composer  # noqa: E402
+from fomm_space.faces import face_precision  # noqa: E402
 from fomm_space.pipeline import (animate_files, cropped_frames, driving_track, find_best_frame,  # noqa: E402
                                  photo_crop)
 from fomm_space.video import VideoWriter, ffmpeg_exe, probe  # noqa: E402
@@ -105,7 +106,8 @@ def main() -> None:
         config = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml")
         networks = random_model(config)
         model = timed("model load", AnimationModel, networks, config, device=args.device, precision=args.precision)
-        detector = FixedWhereNone(random_face_detector(args.device, options.face_detector)) \
+        detector = FixedWhereNone(random_face_detector(args.device, options.face_detector,
+                                                       face_precision(model.dtype))) \
             if options.crop or options.find_best_frame else None
         if detector is not None:  # first runs (once a process, as the model load): FAN's takes seconds
             timed("face networks' first run", detector.detector.warm_up)
@@ -176,9 +178,11 @@ def main() -> None:
           f"1280x960 photo; crop {'on' if options.crop else 'off'}, best frame "
           f"{'searched' if options.find_best_frame else 'off'}, paste-back, mark, overlay")
     if detector is not None:
-        print(f"face networks with random weights ({options.face_detector} and FAN): {detector.calls['detect']} detections "
+        print(f"face networks with random weights ({options.face_detector} and FAN, "
+              f"{detector.detector.precision}): {detector.calls['detect']} detections "
               f"({detector.fixed['detect']} found nothing and got the fixed box), {detector.calls['landmarks']} "
-              f"landmark runs ({detector.fixed['landmarks']} fixed)")
+              f"landmark runs ({detector.fixed['landmarks']} fixed), {detector.calls['coarse landmarks']} coarse "
+              f"(bf16) ones ({detector.fixed['coarse landmarks']} fixed)")
     for name, seconds in stages.items():
         once = ("model load", "face networks' first run", "photo face")
         per = f", {1000 * seconds / len(frames):.1f} ms a frame" if name not in once else ""

@@ -20,7 +20,7 @@ import numpy as np
 
 from .crop import Box, center_box, crop, face_square, largest
 from .errors import InputError
-from .faces import FaceDetector, face_detector, normalize_landmarks
+from .faces import FaceDetector, face_detector, face_precision, normalize_landmarks
 from .frames import to_uint8
 from .model import AnimationModel
 from .motion import Keypoints, movement_scale
@@ -73,7 +73,7 @@ class LiveSession:
         if redetect_every < 1:
             raise InputError(f"redetect_every must be at least 1, got {redetect_every}.")
         if detector is None and options.crop:
-            detector = face_detector(str(model.device), options.face_detector)
+            detector = face_detector(str(model.device), options.face_detector, face_precision(model.dtype))
         self.model, self.options, self.fps, self.redetect_every = model, options, fps, redetect_every
         self._detector = detector
         self.photo_box, self.source, self._paste, _ = photo_crop(photo, options, detector, model.size)

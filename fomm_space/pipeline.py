@@ -23,9 +23,10 @@ from .crop import Box, CropWindow, FaceTrack, center_box, crop, detection_stride
 from .compose import Composer, PasteBack, draw_keypoints
 from .compose.paste import UPSCALERS
 from .compose.tensor import TensorComposer
+from .device import select_device, select_dtype
 from .errors import InputError
-from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, landmark_workers, normalize_landmarks, \
-    pose_distance
+from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, face_precision, landmark_workers, \
+    normalize_landmarks, pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
@@ -39,6 +40,7 @@ TRACK_PER_SECOND = 3     # driving frames a second the face track looks at (more
 TRACK_STEADY_PER_SECOND = 1  # thinning out to this while the face holds still
 DETECTION_BUDGET = 100   # at most about this many of those on long clips
 BEST_FRAME_COARSE = 30    # driving frames the best-frame search looks at first (then a few around the best)
+BEST_FRAME_RECHECK = 2   # of those, looked at again with the exact landmarks where the first look was coarse
 BEST_FRAME_MAX_STEP = 32  # at most this far apart (more coarse frames on long clips): the frames
                           # around the best, held while the search narrows, stay under 2 x 32
 TRACK_SIDE = 320         # longer side of the driving frames the face detector sees (S3FD finds faces
@@ -222,46 +224,61 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
     are found there, without a second detection (where none is found there, a frame is
     searched afresh). The search looks at BEST_FRAME_COARSE frames spread evenly (at
     most BEST_FRAME_MAX_STEP apart), then around the closest of them halves the step down to one
-    frame, keeping the closer side (the pose changes smoothly between frames). The
-    runs are made a few at once where the detector says so (see
-    :func:`~fomm_space.faces.each_at_once`): the coarse frames in turn, both sides of
-    each halving.
+    frame, keeping the closer side (the pose changes smoothly between frames). Where the
+    detector has a cheaper ``coarse_landmarks`` (face-alignment's FAN in bf16), the
+    spread-out frames are looked at with it, the BEST_FRAME_RECHECK closest of them
+    again with ``landmarks``, and the halving goes on from the closest of those: every
+    frame the choice is made between is measured by ``landmarks``. The runs are made a
+    few at once where the detector says so (see :func:`~fomm_space.faces.each_at_once`):
+    the coarse frames in turn, both sides of each halving.
     """
     step = min(detection_stride(total, BEST_FRAME_COARSE), BEST_FRAME_MAX_STEP)
-    seen: dict[int, tuple[float, np.ndarray]] = {}
+    coarse = getattr(detector, "coarse_landmarks", None)
+    runs = {"coarse": coarse or detector.landmarks, "exact": detector.landmarks}
+    reference: dict[str, np.ndarray] = {}  # the source's normalised landmarks, by kind of run
 
-    def points_of(job: tuple[int, np.ndarray]) -> np.ndarray | None:
-        index, frame = job
-        if index < 0:  # the source
-            return detector.landmarks(frame, source_face)
-        points = detector.landmarks(frame, faces(index)) if faces is not None else None
-        if points is None:  # no track, or the face is not where it was (lost, jumped): a fresh detection
-            points = detector.landmarks(frame)
-        return points
+    def look(kind: str, jobs: list[tuple[int, np.ndarray]], into: dict[int, tuple[float, np.ndarray]]) -> None:
+        """The distances of the frames ``(index, frame)`` by ``kind`` of landmark run,
+        into ``into``; the source's first, on the first look of that kind."""
+        landmarks = runs[kind]
 
-    reference = None
-
-    def look(jobs: list[tuple[int, np.ndarray]]) -> None:  # a few at once (see each_at_once)
-        nonlocal reference
-        for (index, frame), points in zip(jobs, each_at_once(detector, points_of, jobs)):
+        def points_of(job: tuple[int, np.ndarray]) -> np.ndarray | None:
+            index, frame = job
             if index < 0:
-                reference = None if points is None else normalize_landmarks(points)
-                if reference is None:
-                    raise InputError("The face-landmark search found no face in the cropped source photo; "
-                                     "{no_best_frame} or use a clearer photo.")
-            else:
-                seen[index] = (pose_distance(reference, points), frame)
+                return landmarks(frame, source_face)
+            points = landmarks(frame, faces(index)) if faces is not None else None
+            if points is None:  # no track, or the face is not where it was (lost, jumped): a fresh detection
+                points = landmarks(frame)
+            return points
 
-    jobs: list[tuple[int, np.ndarray]] = [(-1, source)]
+        jobs = jobs if kind in reference else [(-1, source), *jobs]
+        for (index, frame), points in zip(jobs, each_at_once(detector, points_of, jobs)):
+            if index >= 0:
+                into[index] = (pose_distance(reference[kind], points), frame)
+                continue
+            found = normalize_landmarks(points) if points is not None else None
+            if found is None:
+                raise InputError("The face-landmark search found no face in the cropped source photo; "
+                                 "{no_best_frame} or use a clearer photo.")
+            reference[kind] = found
+
+    seen: dict[int, tuple[float, np.ndarray]] = {}  # by frame: its distance by exact landmarks, and it
+    spread: dict[int, tuple[float, np.ndarray]] = {} if coarse is not None else seen
+    kind = "coarse" if coarse is not None else "exact"
+    jobs: list[tuple[int, np.ndarray]] = []
     batch = landmark_workers(detector)
     for i, frame in enumerate(frames(0, total, step)):
         jobs.append((i * step, frame))
-        if len(jobs) >= batch:
-            look(jobs)
+        if len(jobs) + (kind not in reference) >= batch:
+            look(kind, jobs, spread)
             jobs = []
             _notify(progress, "best frame", (i + 1) * step, total)
-    if jobs:
-        look(jobs)
+    if jobs or kind not in reference:
+        look(kind, jobs, spread)
+    if coarse is not None:  # the closest few again, measured as the rest of the search is
+        closest = sorted((i for i in spread if np.isfinite(spread[i][0])), key=lambda i: spread[i][0])
+        if closest:
+            look("exact", [(i, spread[i][1]) for i in closest[:BEST_FRAME_RECHECK]], seen)
     best = min(seen, key=lambda i: seen[i][0], default=None)
     if best is None or not np.isfinite(seen[best][0]):
         raise InputError("No face landmarks were found in any driving frame; {no_best_frame}.")
@@ -270,7 +287,7 @@ def find_best_frame(source: np.ndarray, frames: Callable[[int, int, int], Iterat
         window = dict(zip(range(lo, hi), frames(lo, hi, 1)))
         half = step // 2
         while half >= 1:
-            look([(i, window[i]) for i in (best - half, best + half) if i in window and i not in seen])
+            look("exact", [(i, window[i]) for i in (best - half, best + half) if i in window and i not in seen], seen)
             best = min((i for i in (best - half, best, best + half) if i in seen), key=lambda i: seen[i][0])
             half //= 2
     return best, seen[best][1]
@@ -300,7 +317,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
     if detector is None and (options.crop or options.find_best_frame):
-        detector = face_detector(str(model.device), options.face_detector)
+        detector = face_detector(str(model.device), options.face_detector, face_precision(model.dtype))
 
     if options.crop:
         _notify(progress, "faces", 0, total)  # the photo's face first
@@ -399,7 +416,8 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)
     if detector is None and options.crop:
-        detector = face_detector(device, options.face_detector)
+        dev = select_device(device)
+        detector = face_detector(str(dev), options.face_detector, face_precision(select_dtype("auto", dev)))
     box = driving_box(driving, info, max_frames, options, detector, progress)
     with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None) as writer:
         for frame in cropped_frames(driving, info, box, size, max_frames):

@@ -100,3 +100,62 @@ def test_on_the_cpu_the_networks_run_channels_last_with_the_same_results(face_we
         net.to(memory_format=torch.contiguous_format)
     assert [b.as_ints() for b in detector.detect(image)] == [b.as_ints() for b in boxes]
     assert np.abs(detector.landmarks(image, Box(60, 40, 220, 200)) - points).max() < 1e-3
+
+
+def test_at_bf16_s3fd_and_the_coarse_landmarks_run_in_bf16_and_the_landmarks_in_fp32(face_weights):
+    import torch
+
+    from fomm_space.crop import Box
+    from fomm_space.errors import InputError
+    from fomm_space.faces import face_precision
+
+    assert face_precision(torch.bfloat16) == "bf16" and face_precision(torch.float16) == "fp32"
+    with pytest.raises(InputError, match="fp32, bf16"):
+        FaceAlignmentDetector("cpu", precision="fp16")
+    exact = face_detector("cpu")
+    detector = face_detector("cpu", "sfd", "bf16")
+    assert detector is not exact and face_detector("cpu", "sfd", "bf16") is detector
+    assert exact.coarse_landmarks is None  # at fp32 there is no cheaper look
+    seen = []
+
+    def record(module, inputs, output):
+        seen.append((module.kind, output.dtype))
+
+    hooks = []
+    for kind, net in (("s3fd", detector._fa.face_detector.face_detector), ("fan", detector._fa.face_alignment_net)):
+        conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.kind = kind
+        hooks.append(conv.register_forward_hook(record))
+    try:
+        image = (np.random.default_rng(4).random((240, 320, 3)) * 255).astype(np.uint8)
+        boxes = detector.detect(image)
+        assert seen == [("s3fd", torch.bfloat16)]
+        # The rigged heads score fixed anchors: the same boxes as at fp32.
+        assert [b.as_ints() for b in boxes] == [b.as_ints() for b in exact.detect(image)]
+        seen.clear()
+        points = detector.landmarks(image, Box(60, 40, 220, 200))
+        assert seen == [("fan", torch.float32)] and points.shape == (68, 2)
+        seen.clear()
+        coarse = detector.coarse_landmarks(image, Box(60, 40, 220, 200))
+        assert seen == [("fan", torch.bfloat16)] and coarse.shape == (68, 2) and np.isfinite(coarse).all()
+        seen.clear()
+        detector.warm_up()  # both kinds of FAN run, their first runs out of a request's way
+        assert set(seen) == {("s3fd", torch.bfloat16), ("fan", torch.float32), ("fan", torch.bfloat16)}
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def test_s3fd_in_bf16_moves_its_outputs_less_than_a_jpeg_round_trip():
+    """On S3FD with random weights scaled so that each convolution's output has unit
+    spread on a drawn face (as trained weights keep activations in range), bf16 moves
+    the face scores and the box offsets less than saving the picture as a JPEG of
+    quality 95 does."""
+    from benchmarks.bench_faces import calibrated_s3fd, deviations, drawn_scenes
+
+    scenes = drawn_scenes(2, (120, 200))
+    net = calibrated_s3fd(scenes[:1])
+    for scene in scenes:
+        bf16, jpeg = deviations(net, scene)
+        for what in ("score", "offset"):
+            assert bf16[what] < 0.7 * jpeg[what], (what, bf16, jpeg)

@@ -217,6 +217,46 @@ def test_best_frame_agrees_with_the_exhaustive_search_from_few_landmark_runs(nam
         assert len(calls) <= 0.5 * len(frames), len(calls)
 
 
+@pytest.mark.parametrize("name", list(BEST_CLIPS))
+def test_a_coarse_first_look_ends_where_the_exact_search_does(name, colour_detector):
+    """With cheaper, noisier landmarks for the spread-out frames (face-alignment's FAN
+    in bf16), the frame chosen is still the exhaustive search's within one, and every
+    frame the choice was made between was measured by the exact landmarks: the coarse
+    ones only point where to look."""
+    from fomm_space.crop import main_track, sampled_detections, track_faces
+    from fomm_space.faces import closest_pose
+    from fomm_space.pipeline import BEST_FRAME_COARSE, BEST_FRAME_RECHECK, find_best_frame
+
+    frames = width_clip(**BEST_CLIPS[name])
+    source = np.full((140, 400, 3), 80, np.uint8)
+    source[50:90, 100:175] = (255, 0, 0)
+    exhaustive = closest_pose(colour_detector.landmarks(source),
+                              ((i, colour_detector.landmarks(f)) for i, f in enumerate(frames)))
+    track = main_track(track_faces(sampled_detections(frames, colour_detector.detect, 10)))
+    rng = np.random.default_rng(0)
+    runs = {"coarse": [], "exact": []}
+
+    class TwoKinds(type(colour_detector)):
+        def landmarks(self, image, face=None):
+            runs["exact"].append(id(image))
+            return super().landmarks(image, face)
+
+        def coarse_landmarks(self, image, face=None):  # off by about a pixel (and never found by landmarks)
+            runs["coarse"].append(id(image))
+            points = super().landmarks(image, face)
+            return None if points is None else points + rng.normal(0, 1.0, points.shape)
+
+    best, frame = find_best_frame(source, lambda start, stop, step: iter(frames[start:stop:step]), len(frames),
+                                  TwoKinds(), source_face=largest(colour_detector.detect(source)),
+                                  faces=track.box_at)
+    assert abs(best - exhaustive) <= 1, (best, exhaustive)
+    assert frame is frames[best]
+    spread = {id(f) for f in frames[::len(frames) // BEST_FRAME_COARSE]}
+    assert len(runs["coarse"]) >= BEST_FRAME_COARSE and set(runs["coarse"]) - {id(source)} <= spread
+    assert len(set(runs["exact"]) & spread) == BEST_FRAME_RECHECK
+    assert id(frames[best]) in set(runs["exact"]) and len(set(runs["exact"])) <= 12, len(runs["exact"])
+
+
 def test_the_best_frame_search_two_runs_at_once_is_the_one_at_a_time(colour_detector):
     """A detector that takes two landmark runs at once (face-alignment's on the CPU)
     gets them in worker threads, and the search ends where one at a time does, from

@@ -11,6 +11,7 @@ from ..frames import resize
 UPSCALERS = ("bicubic", "lanczos", "bilinear")
 MAX_SIDE = 1920  # longer side of a pasted-back video; larger photos are scaled down to it
 SHARPEN = 0.6    # the unsharp mask's amount after a bicubic or Lanczos upscale
+_LEVELS = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)  # every value, in each channel
 
 
 def _ramp(length: int, width: float) -> np.ndarray:
@@ -21,7 +22,9 @@ def _ramp(length: int, width: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * t)
 
 
-def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:
+def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *,
+            out: np.ndarray | None = None, part: tuple[slice, slice] | None = None,
+            scratch: list[np.ndarray] | None = None) -> np.ndarray:
     """Resize an (h, w, 3) uint8 frame to (height, width).
 
     ``bicubic`` (the default): OpenCV's bicubic resampling, then a light unsharp mask
@@ -32,21 +35,40 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic") -
     Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``:
     anti-aliased bilinear (soft). Frames that shrink are area-averaged (OpenCV's
     kernels do not filter against aliasing).
+
+    With ``out``, the result's ``part`` (rows, columns; default all of it) is written
+    there (a (rows, columns, 3) uint8 array or view) and returned; ``scratch``, a list
+    kept by the caller, holds the in-between arrays from one call to the next (no
+    frame-sized allocation per frame).
     """
     if method not in UPSCALERS:
         raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {method!r}.")
+    part = part or (slice(None), slice(None))
     if method == "bilinear" or tuple(size) == frame.shape[:2]:
-        return resize(frame, size)
+        img = resize(frame, size)[part]
+        if out is None:
+            return img
+        out[...] = img
+        return out
     import cv2
 
+    scratch = [] if scratch is None else scratch
+    shape = (size[0], size[1], 3)
+    if len(scratch) != 2 or scratch[0].shape != shape:
+        scratch[:] = [np.empty(shape, np.uint8), np.empty(shape, np.uint8)]
+    big, blurred = scratch
     shrinking = size[0] < frame.shape[0]
     kernel = cv2.INTER_CUBIC if method == "bicubic" else cv2.INTER_LANCZOS4
-    img = cv2.resize(np.ascontiguousarray(frame), (size[1], size[0]),
-                     interpolation=cv2.INTER_AREA if shrinking else kernel)
+    cv2.resize(np.ascontiguousarray(frame), (size[1], size[0]), dst=big,
+               interpolation=cv2.INTER_AREA if shrinking else kernel)
+    if out is None:
+        out = np.empty_like(big[part])
     if size[0] > 1.5 * frame.shape[0]:
-        blurred = cv2.GaussianBlur(img, (0, 0), max(1.0, size[0] / frame.shape[0] / 2))
-        img = cv2.addWeighted(img, 1.0 + SHARPEN, blurred, -SHARPEN, 0.0)
-    return img
+        cv2.GaussianBlur(big, (0, 0), max(1.0, size[0] / frame.shape[0] / 2), dst=blurred)
+        cv2.addWeighted(big[part], 1.0 + SHARPEN, blurred[part], -SHARPEN, 0.0, dst=out)
+    else:
+        out[...] = big[part]
+    return out
 
 
 class PasteBack:
@@ -105,6 +127,7 @@ class PasteBack:
         seam = (self.mask[:, :, 0] > 0.05) & (self.mask[:, :, 0] < 0.6)
         self.seam = (seam if seam.any() else np.ones_like(seam)).astype(np.uint8)
         self.background_seam = self.background[self.seam > 0].astype(np.float64).mean(axis=0)
+        self._scratch: list[np.ndarray] = []  # upscale's in-between arrays, reused
 
     @property
     def size(self) -> tuple[int, int]:
@@ -119,12 +142,13 @@ class PasteBack:
         """
         import cv2
 
-        patch = np.ascontiguousarray(upscale(face, self.box_size, self.method)[self.inner])
-        offset = self.background_seam - np.array(cv2.mean(patch, mask=self.seam)[:3])
-        patch = cv2.add(patch, (*offset, 0.0))  # rounded, and saturated at 0 and 255
         out = self.photo.copy() if out is None else out
-        box = out[self.rows, self.cols]
-        box[self.middle] = patch[self.middle]
+        box = out[self.rows, self.cols]  # the patch is made here, in place
+        upscale(face, self.box_size, self.method, out=box, part=self.inner, scratch=self._scratch)
+        offset = self.background_seam - np.array(cv2.mean(box, mask=self.seam)[:3])
+        # The colour match: cv2.add of the offset (rounded, saturated at 0 and 255), made
+        # on the 256 values once and looked up: the same bytes at a fifth of the time.
+        cv2.LUT(box, cv2.add(_LEVELS, (*offset, 0.0)), dst=box)
         for strip, weight, rest, background in self._strips:
-            box[strip] = cv2.blendLinear(np.ascontiguousarray(patch[strip]), background, weight, rest)
+            box[strip] = cv2.blendLinear(np.ascontiguousarray(box[strip]), background, weight, rest)
         return out
