@@ -8,6 +8,7 @@ deterministic one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -194,7 +195,8 @@ class FaceAlignmentDetector:
         if face is None or face.area <= 0:
             return None
         # autocast holds for this thread only: landmark runs at once in other threads keep theirs
-        with warnings.catch_warnings(), torch.autocast(self._device_type, torch.bfloat16, enabled=bf16):
+        precision = torch.autocast(self._device_type, torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with warnings.catch_warnings(), precision:
             warnings.simplefilter("ignore")
             points = self._fa.get_landmarks_from_image(
                 np.ascontiguousarray(image), detected_faces=[np.array([face.left, face.top, face.right,

@@ -340,3 +340,37 @@ def test_driving_crops_cut_by_ffmpeg_are_the_whole_frames_crops(tmp_path, box):
     assert len(cut) == 9 and all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(cut, whole))
     assert all(np.array_equal(a, b) for a, b in zip(cropped_frames(clip, probe(clip), box, (64, 64), 8, step=3,
                                                                    start=2), cut[2:8:3]))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_a_request_runs_the_face_networks_beside_the_models_precision(precision, tiny_files, face_weights,
+                                                                     tmp_path):
+    """Without a detector given, a request takes face-alignment's at the model's
+    precision: beside a bf16 model S3FD and the best-frame search's first look run in
+    bf16 and the landmarks that decide in fp32; beside an fp32 model all in fp32."""
+    import torch
+
+    import fomm_space
+    from fomm_space.faces import face_detector
+
+    config, checkpoint = tiny_files
+    model = fomm_space.load_model(config=config, checkpoint=checkpoint, device="cpu", precision=precision)
+    detector = face_detector("cpu", "sfd", precision)
+    seen = set()
+    hooks = []
+    for kind, net in (("s3fd", detector._fa.face_detector.face_detector), ("fan", detector._fa.face_alignment_net)):
+        conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        hooks.append(conv.register_forward_hook(lambda m, i, o, kind=kind: seen.add((kind, o.dtype))))
+    photo = save_photo(tmp_path / "photo.png", canvas(240, 320))
+    clip = write_video(tmp_path / "clip.mp4", np.stack([canvas(240, 320)] * 40))
+    try:
+        report = animate_files(model, photo, clip, tmp_path / "out.mp4",
+                               options=AnimationOptions(find_best_frame=True, max_seconds=4))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert report.frames == 40 and report.best_frame is not None
+    if precision == "bf16":
+        assert seen == {("s3fd", torch.bfloat16), ("fan", torch.bfloat16), ("fan", torch.float32)}
+    else:
+        assert seen == {("s3fd", torch.float32), ("fan", torch.float32)}
