@@ -369,7 +369,8 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
 
     behind = WriteBehind(write, depth=2)
     try:
-        writers.append(VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None))
+        writers.append(VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None,
+                                   audio_seconds=max_frames / info.fps))
         if overlay is not None:
             writers.append(VideoWriter(Path(overlay), info.fps))
         for out in model.stream(src, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
@@ -419,7 +420,8 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
         dev = select_device(device)
         detector = face_detector(str(dev), options.face_detector, face_precision(select_dtype("auto", dev)))
     box = driving_box(driving, info, max_frames, options, detector, progress)
-    with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None) as writer:
+    with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None,
+                     audio_seconds=max_frames / info.fps) as writer:
         for frame in cropped_frames(driving, info, box, size, max_frames):
             writer.write(frame)
             _notify(progress, "cropping", writer.frames, total)

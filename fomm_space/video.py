@@ -209,10 +209,14 @@ class VideoWriter:
     Frames go to a temporary file in the target's folder; :meth:`close` adds the sound
     of ``audio_from`` (if it has any, trimmed to the video) and moves the result into
     place. On error (or :meth:`abort`) nothing is left behind. Use as a context manager.
+
+    The sound is encoded (AAC) by a second ffmpeg while the frames come, at most
+    ``audio_seconds`` of it (the longest the video can become; default all), so that
+    :meth:`close` only copies both streams into one file.
     """
 
     def __init__(self, path: str | Path, fps: float, *, audio_from: str | Path | None = None,
-                 crf: int = 18):
+                 audio_seconds: float | None = None, crf: int = 18):
         self.path = Path(path)
         self.fps = float(fps)
         self.audio_from = Path(audio_from) if audio_from else None
@@ -220,14 +224,31 @@ class VideoWriter:
         self.frames = 0
         self._writer = None
         self._size: tuple[int, int] | None = None
+        self._sound: subprocess.Popen | None = None
         if not self.path.parent.is_dir():
             raise InputError(f"Output folder {self.path.parent} does not exist.")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
-        os.close(fd)
+        self._tmp = self._temporary(".mp4")
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the result should not be
-        self._tmp = Path(tmp)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp makes it private; the result should not be
+        self._sound_file: Path | None = None
+        if self.audio_from is not None:
+            try:
+                self._sound_file = self._temporary(".m4a")
+                limit = ["-t", f"{audio_seconds:.6f}"] if audio_seconds is not None else []
+                self._sound = subprocess.Popen(
+                    [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-threads", "1", *limit,
+                     "-i", str(self.audio_from), "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "aac",
+                     "-b:a", "160k", "-f", "mp4", str(self._sound_file)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except BaseException:
+                self.abort()
+                raise
+
+    def _temporary(self, suffix: str) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        return Path(tmp)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 frame; odd sizes are padded to even by edge copies."""
@@ -243,7 +264,7 @@ class VideoWriter:
                 str(self._tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="yuv420p",
                 pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
                 output_params=["-crf", str(self.crf), *X264_OPTIONS, "-threads", str(ffmpeg_threads()),
-                               "-movflags", "+faststart"])
+                               *([] if self._sound else ["-movflags", "+faststart"])])  # else the mux moves it
             self._writer.send(None)
         if (w + w % 2, h + h % 2) != self._size:
             raise InputError(f"Frame size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}.")
@@ -263,7 +284,7 @@ class VideoWriter:
         try:
             self._writer.close()
             self._writer = None
-            if self.audio_from is not None:
+            if self._sound is not None:
                 self._mux_audio()
             os.replace(self._tmp, self.path)
         except BaseException:
@@ -272,25 +293,39 @@ class VideoWriter:
         return self.path
 
     def _mux_audio(self) -> None:
-        """Copy the video stream and add the first audio stream of ``audio_from`` (AAC)."""
+        """Copy the video stream and the sound encoded meanwhile into one file, the sound
+        trimmed to the video."""
+        _, err = self._sound.communicate()
+        failed = self._sound.returncode
+        self._sound = None
         muxed = self._tmp.with_name(self._tmp.stem + ".a.mp4")
-        cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self._tmp), "-i", str(self.audio_from),
-               "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-               "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
+        if not failed:
+            cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(self._tmp),
+                   "-i", str(self._sound_file), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+                   "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
+            result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+            failed, err = result.returncode, result.stderr
+        self._sound_file.unlink(missing_ok=True)
+        if failed:
             muxed.unlink(missing_ok=True)
-            raise InputError(f"Adding the sound failed: {result.stderr.strip()[-300:]}")
+            message = err.decode("utf-8", "replace").strip()[-300:]
+            raise InputError(f"Adding the sound failed: {message}")
         os.replace(muxed, self._tmp)
 
     def abort(self) -> None:
-        """Stop and delete the temporary file."""
+        """Stop and delete the temporary files."""
         if self._writer is not None:
             try:
                 self._writer.close()
             except Exception:  # noqa: BLE001 - already failing; the file is deleted below
                 pass
             self._writer = None
+        if self._sound is not None:
+            self._sound.kill()
+            self._sound.communicate()
+            self._sound = None
+        if self._sound_file is not None:
+            self._sound_file.unlink(missing_ok=True)
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":

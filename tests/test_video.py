@@ -135,6 +135,49 @@ def test_failed_writer_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def audio_seconds(path):
+    """The length of a file's sound: its last packet's end, as ffmpeg counts it copying."""
+    import re
+
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:a:0", "-c", "copy", "-f", "null",
+                           "-"], capture_output=True, text=True).stderr
+    h, m, sec = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)[-1]
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+@pytest.mark.parametrize("sound_seconds, frames, limit, expected", [
+    (3, 20, None, 2.0),   # the sound is cut to the video
+    (3, 20, 1.0, 1.0),    # at most ``audio_seconds`` of it is prepared
+    (1, 30, None, 1.0),   # a shorter sound: the video keeps all its frames
+])
+def test_the_sound_is_encoded_while_the_frames_come_and_cut_to_the_video(tmp_path, sound_seconds, frames, limit,
+                                                                        expected):
+    clip = make_clip(tmp_path / "in.mp4", seconds=sound_seconds, sound=True,
+                     extra=["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 10, audio_from=clip, audio_seconds=limit) as writer:
+        for frame in range(frames):
+            writer.write(np.full((48, 64, 3), 8 * frame, np.uint8))
+    assert len(list(read_frames(out))) == frames
+    assert "Audio: aac" in streams(out)
+    assert audio_seconds(out) == pytest.approx(expected, abs=0.03)  # within an AAC frame (1024 samples)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+def test_a_sound_that_cannot_be_read_is_a_clear_error_and_leaves_nothing(tmp_path):
+    silent = make_clip(tmp_path / "silent.mp4", extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, 10, audio_from=silent)
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="Adding the sound failed"):
+        writer.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["silent.mp4"]
+    with pytest.raises(RuntimeError):  # and while the sound is still being encoded
+        with VideoWriter(out, 10, audio_from=make_clip(tmp_path / "long.mp4", seconds=30, sound=True)):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "silent.mp4"]
+
+
 def test_the_writers_own_yuv_conversion_is_ffmpegs_within_codec_error(tmp_path):
     """Frames go to x264 as YUV 4:2:0 converted here (OpenCV); the file decodes as it
     did when ffmpeg converted RGB itself, within codec error. (On the example face the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..crop import Box
@@ -22,6 +24,24 @@ def _ramp(length: int, width: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * t)
 
 
+@lru_cache(maxsize=64)
+def _sampled_sigma(sigma: float) -> float:
+    """The sigma whose sampled Gaussian kernel (OpenCV's, for uint8) spreads as far
+    (variance) as a continuous Gaussian of ``sigma`` does: below about one pixel the
+    sampled kernel is narrower than its sigma says."""
+    import cv2
+
+    def variance(s: float) -> float:
+        k = cv2.getGaussianKernel(int(round(s * 6 + 1)) | 1, s)[:, 0]
+        return float((k * (np.arange(k.size) - k.size // 2) ** 2).sum())
+
+    low, high = sigma, 2 * sigma
+    for _ in range(30):
+        mid = (low + high) / 2
+        low, high = (mid, high) if variance(mid) < sigma ** 2 else (low, mid)
+    return (low + high) / 2
+
+
 def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *,
             out: np.ndarray | None = None, part: tuple[slice, slice] | None = None,
             scratch: list[np.ndarray] | None = None) -> np.ndarray:
@@ -29,8 +49,9 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *
 
     ``bicubic`` (the default): OpenCV's bicubic resampling, then a light unsharp mask
     where the frame grows by more than 1.5x (sharp edges, no ringing halos: 60% of the
-    difference from a Gaussian blur of sigma = half the growth). ``lanczos``: the same
-    with OpenCV's 8x8 Lanczos kernel, 17x slower than bicubic and 44 dB from it on
+    difference from a Gaussian blur of sigma = half the growth, in enlarged pixels; the
+    blur is made before the enlargement). ``lanczos``: the same
+    with OpenCV's 8x8 Lanczos kernel, 17x slower than bicubic and 43 dB from it on
     the example face enlarged 3.4x, both sharpened (50 dB before sharpening; OpenCV's
     Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``:
     anti-aliased bilinear (soft). Frames that shrink are area-averaged (OpenCV's
@@ -54,17 +75,22 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *
 
     scratch = [] if scratch is None else scratch
     shape = (size[0], size[1], 3)
-    if len(scratch) != 2 or scratch[0].shape != shape:
-        scratch[:] = [np.empty(shape, np.uint8), np.empty(shape, np.uint8)]
-    big, blurred = scratch
+    if len(scratch) != 3 or scratch[0].shape != shape or scratch[2].shape != frame.shape:
+        scratch[:] = [np.empty(shape, np.uint8), np.empty(shape, np.uint8), np.empty(frame.shape, np.uint8)]
+    big, blurred, small_blurred = scratch
+    frame = np.ascontiguousarray(frame)
     shrinking = size[0] < frame.shape[0]
     kernel = cv2.INTER_CUBIC if method == "bicubic" else cv2.INTER_LANCZOS4
-    cv2.resize(np.ascontiguousarray(frame), (size[1], size[0]), dst=big,
-               interpolation=cv2.INTER_AREA if shrinking else kernel)
+    cv2.resize(frame, (size[1], size[0]), dst=big, interpolation=cv2.INTER_AREA if shrinking else kernel)
     if out is None:
         out = np.empty_like(big[part])
-    if size[0] > 1.5 * frame.shape[0]:
-        cv2.GaussianBlur(big, (0, 0), max(1.0, size[0] / frame.shape[0] / 2), dst=blurred)
+    growth = size[0] / frame.shape[0]
+    if growth > 1.5:
+        # The blur of the enlarged frame, made at the frame's own size (sigma scaled down,
+        # as wide as the continuous one) and enlarged bicubically: the sharpened face
+        # 55-59 dB from blurring the enlarged frame (the example face), at 2.4 against 5.8 ms on a 960 box.
+        cv2.GaussianBlur(frame, (0, 0), _sampled_sigma(round(max(1.0, growth / 2) / growth, 3)), dst=small_blurred)
+        cv2.resize(small_blurred, (size[1], size[0]), dst=blurred, interpolation=cv2.INTER_CUBIC)
         cv2.addWeighted(big[part], 1.0 + SHARPEN, blurred[part], -SHARPEN, 0.0, dst=out)
     else:
         out[...] = big[part]
