@@ -549,8 +549,8 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
 
 
 def prefetch_face_weights() -> None:
-    """Download face-alignment's weights and run its networks once now (on a Space, at
-    start-up, in the background), not behind the first user's click."""
+    """Download face-alignment's weights and run its networks once now, and try NVENC
+    (on a Space, at start-up, in the background), not behind the first user's click."""
     from fomm_space.device import select_dtype, select_device
     from fomm_space.faces import face_detector, face_precision
 
@@ -560,6 +560,10 @@ def prefetch_face_weights() -> None:
         log.info("face-alignment's weights are ready")
     except FommError as e:
         log.warning("face-alignment's weights could not be fetched at start-up: %s", e.render("cli"))
+    from fomm_space.video import nvenc_available
+
+    # Whether NVIDIA's encoder can be opened here, tried once now (a GPU request's "auto")
+    log.info("video encoder on a GPU: %s", "NVENC" if nvenc_available() else "x264 (no NVENC here)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -49,7 +49,7 @@ from fomm_space.compose import Composer  # noqa: E402
 from fomm_space.faces import face_precision  # noqa: E402
 from fomm_space.pipeline import (animate_files, cropped_frames, driving_track, find_best_frame,  # noqa: E402
                                  photo_crop)
-from fomm_space.video import VideoWriter, ffmpeg_exe, probe  # noqa: E402
+from fomm_space.video import VideoWriter, ffmpeg_exe, probe, video_encoder  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -147,8 +147,11 @@ def main() -> None:
                 composed.append((composer.frame(result).copy(), composer.panel(frame, kd, result, kn).copy()))
         timed("composition", compose)
 
-        def encode():
-            with VideoWriter(tmp / "a.mp4", info.fps, audio_from=clip) as a, VideoWriter(tmp / "k.mp4", info.fps) as k:
+        encoder = video_encoder(options.encoder, str(model.device))
+
+        def encode():  # as the request does: with the encoder it picks
+            with VideoWriter(tmp / "a.mp4", info.fps, audio_from=clip, audio_seconds=max_frames / info.fps,
+                             encoder=encoder) as a, VideoWriter(tmp / "k.mp4", info.fps, encoder=encoder) as k:
                 for main_frame, panel in composed:
                     a.write(main_frame)
                     k.write(panel)
@@ -176,7 +179,7 @@ def main() -> None:
     print(f"vox-256 random weights, {model.device} ({device}), {model.precision}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.seconds:g}-s 1280x720 {info.fps:g}-fps clip with sound, "
           f"1280x960 photo; crop {'on' if options.crop else 'off'}, best frame "
-          f"{'searched' if options.find_best_frame else 'off'}, paste-back, mark, overlay")
+          f"{'searched' if options.find_best_frame else 'off'}, paste-back, mark, overlay; encoded with {report.encoder}")
     if detector is not None:
         print(f"face networks with random weights ({options.face_detector} and FAN, "
               f"{detector.detector.precision}): {detector.calls['detect']} detections "

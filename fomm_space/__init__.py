@@ -9,7 +9,7 @@ successor, the Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022), as a li
 """
 
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError, FommError, InputError, ModelNotFoundError
+from .errors import CheckpointError, ConfigError, FommError, InputError, ModelNotFoundError, OutputError
 from .model import AnimationBatch, AnimationModel, FommModel, PreparedSource, load_model
 from .options import DEFAULTS, LIVE_DEFAULTS, AnimationOptions
 from .registry import MODELS, ModelSpec
@@ -17,6 +17,6 @@ from .registry import MODELS, ModelSpec
 __all__ = [
     "AnimationBatch", "AnimationModel", "AnimationOptions", "CheckpointError", "ConfigError", "DEFAULTS", "FommError",
     "FommModel", "InputError", "LIVE_DEFAULTS", "MODELS", "ModelConfig", "ModelNotFoundError", "ModelSpec",
-    "PreparedSource", "load_model",
+    "OutputError", "PreparedSource", "load_model",
 ]
 __version__ = "0.1.0"

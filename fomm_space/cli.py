@@ -11,6 +11,7 @@ from .errors import FommError
 from .faces import DETECTORS
 from .options import DEFAULTS, AnimationOptions
 from .compose.paste import UPSCALERS
+from .video import ENCODERS
 from .registry import DEFAULT_MODEL, FAMILY_TITLES, MODELS
 
 
@@ -45,6 +46,9 @@ def _add_crop_args(parser: argparse.ArgumentParser, *, toggle: bool = True) -> N
                        help=f"crop side / face box side (default {DEFAULTS.crop_scale:g}: hair and chin kept)")
     group.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
                        help=f"longest driving clip used; longer ones are cut (default {DEFAULTS.max_seconds:g})")
+    group.add_argument("--encoder", choices=ENCODERS, default=DEFAULTS.encoder,
+                       help=f"video encoder (default {DEFAULTS.encoder}: NVIDIA's NVENC where the model runs on "
+                            "a CUDA GPU that has it, else x264; nvenc falls back to x264 where it can't be opened)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +117,8 @@ def _animate(args: argparse.Namespace) -> int:
                                find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
                                max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
                                paste_back=args.paste_back, upscale=args.upscale or DEFAULTS.upscale,
-                               smoothing=args.smooth, avd=args.avd, face_detector=args.face_detector)
+                               smoothing=args.smooth, avd=args.avd, face_detector=args.face_detector,
+                               encoder=args.encoder)
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     if args.avd:  # before any download: the family is in the registry or the config
@@ -144,7 +149,7 @@ def _crop(args: argparse.Namespace) -> int:
     if args.size < 16 or args.size > 2048:
         return _fail(f"--size must be between 16 and 2048 pixels, got {args.size}.", 2)
     options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds,
-                               face_detector=args.face_detector)
+                               face_detector=args.face_detector, encoder=args.encoder)
     with _ProgressBars() as progress:
         report = crop_video_file(args.input, args.output, size=(args.size, args.size), options=options,
                                  device=str(select_device(args.device)), progress=progress)

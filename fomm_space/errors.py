@@ -81,4 +81,8 @@ class InputError(FommError):
     """A source image, driving video or option that can't be used."""
 
 
-__all__ = ["ADVICE", "CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError", "render"]
+class OutputError(FommError):
+    """An output that can't be written: its encoder failed (a full disk, a lost folder)."""
+
+
+__all__ = ["ADVICE", "CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError", "OutputError", "render"]

@@ -27,7 +27,7 @@ class AnimationOptions:
             the photo's size and framing (where the photo is larger than the model's
             frames; photos over 1920 pixels a side are scaled down to that).
         upscale: how the face is enlarged for paste-back: "bicubic" (sharp, with a light
-            unsharp mask), "lanczos" (the same with a Lanczos kernel: 44 dB from bicubic,
+            unsharp mask), "lanczos" (the same with a Lanczos kernel: 43 dB from bicubic,
             17x slower) or "bilinear" (soft).
         smoothing: steadiness of the driving keypoints, 0 (off: the authors' behaviour)
             to 1 (strongest); a One-Euro filter.
@@ -38,6 +38,9 @@ class AnimationOptions:
             turned faces anywhere in the frame), "blazeface" (close-up frontal faces,
             the frame's central square only; far faster), "blazeface-back" (the same
             for faces further away).
+        encoder: the video encoder, one of ``fomm_space.video.ENCODERS``: "auto" (NVIDIA's
+            NVENC where the model runs on a CUDA GPU that has it, else x264), "x264", or
+            "nvenc" (x264 where NVENC can't be opened).
     """
 
     relative: bool = True
@@ -54,6 +57,7 @@ class AnimationOptions:
     smoothing: float = 0.0
     avd: bool = False
     face_detector: str = "sfd"
+    encoder: str = "auto"
 
 
 DEFAULTS = AnimationOptions()

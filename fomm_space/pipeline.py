@@ -31,7 +31,7 @@ from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
 from .options import DEFAULTS, AnimationOptions
 from .overlap import WriteBehind, read_ahead
-from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size
+from .video import ENCODERS, VideoInfo, VideoWriter, probe, read_frames, scaled_size, video_encoder
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
@@ -65,13 +65,14 @@ class AnimationReport:
     best_frame: int | None
     size: tuple[int, int]
     pasted: bool
+    encoder: str = "x264"
 
     def summary(self) -> str:
         cut = f" (clip cut at {self.frames / self.fps:g} s, the length limit)" if self.truncated else ""
         best = f", reference frame {self.best_frame}" if self.best_frame is not None else ""
         size = f", {self.size[0]}x{self.size[1]}" + (" pasted into the photo" if self.pasted else "")
         return (f"{self.frames} frames at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
-                f"({self.precision}){size}{best}{cut}")
+                f"({self.precision}){size}{best}{cut}, encoded with {self.encoder}")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def validate(options: AnimationOptions) -> None:
         raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {options.face_detector!r}.")
     if not 1.0 <= options.crop_scale <= 4.0:
         raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
+    if options.encoder not in ENCODERS:
+        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {options.encoder!r}.")
 
 
 def _check_folders(*paths: str | Path | None) -> None:
@@ -369,10 +372,11 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
 
     behind = WriteBehind(write, depth=2)
     try:
+        encoder = video_encoder(options.encoder, str(model.device))
         writers.append(VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None,
-                                   audio_seconds=max_frames / info.fps))
+                                   audio_seconds=max_frames / info.fps, encoder=encoder))
         if overlay is not None:
-            writers.append(VideoWriter(Path(overlay), info.fps))
+            writers.append(VideoWriter(Path(overlay), info.fps, encoder=encoder))
         for out in model.stream(src, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
                                 batch_size=batch, reference=reference, smoothing=options.smoothing,
                                 fps=info.fps, avd=options.avd, keep_on_device=on_device is not None):
@@ -400,7 +404,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
                            seconds=time.perf_counter() - t0, truncated=truncated, device=str(model.device),
                            precision=model.precision, source_box=s_box, driving_box=d_box, best_frame=best,
                            size=(paste.size[1], paste.size[0]) if paste is not None else (model.size[1], model.size[0]),
-                           pasted=paste is not None)
+                           pasted=paste is not None, encoder=writers[0].encoder)
 
 
 def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int, int] = (256, 256),
@@ -421,7 +425,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
         detector = face_detector(str(dev), options.face_detector, face_precision(select_dtype("auto", dev)))
     box = driving_box(driving, info, max_frames, options, detector, progress)
     with VideoWriter(output, info.fps, audio_from=driving if info.has_audio else None,
-                     audio_seconds=max_frames / info.fps) as writer:
+                     audio_seconds=max_frames / info.fps, encoder=video_encoder(options.encoder, device)) as writer:
         for frame in cropped_frames(driving, info, box, size, max_frames):
             writer.write(frame)
             _notify(progress, "cropping", writer.frames, total)

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, OutputError
+
+_logger = logging.getLogger(__name__)
 
 MAX_SIDE = 4096    # pixels, either side of a driving video
 MAX_FPS = 120.0    # frames per second of a driving video
@@ -203,6 +208,48 @@ def ffmpeg_threads() -> int:
     return 1 if (os.cpu_count() or 1) <= 4 else 0
 
 
+ENCODERS = ("auto", "x264", "nvenc")
+"""Video encoders: "x264" (the CPU's, :data:`X264_OPTIONS`), "nvenc" (NVIDIA's hardware
+encoder, :data:`NVENC_OPTIONS`; x264 where it can't be opened), "auto" (NVENC where the
+model runs on a CUDA GPU that has it, else x264)."""
+
+NVENC_OPTIONS = ("-preset", "p1", "-tune", "hq", "-rc", "vbr", "-cq", "19", "-b:v", "0")
+"""NVENC's settings: its fastest preset at a constant quality of 19, about what x264's
+CRF 18 keeps (not yet measured: no GPU with NVENC was at hand; H100 and H200 have none)."""
+
+_REPLAY_FRAMES = 64  # frames kept until NVENC is seen to have opened (the file's header written)
+
+
+@lru_cache(maxsize=1)
+def nvenc_available() -> bool:
+    """Whether this ffmpeg can open NVIDIA's H.264 encoder here (its build has it, and a
+    GPU with NVENC and its driver are present): a two-frame trial encode, once a process
+    (15 ms where there is none)."""
+    try:
+        result = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                                 "color=black:s=256x256:r=30", "-frames:v", "2", "-c:v", "h264_nvenc", "-f", "null",
+                                 "-"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    except Exception:  # noqa: BLE001 - any failure to run it means: no NVENC
+        return False
+    return result.returncode == 0
+
+
+def _first_words(said: str) -> str:
+    """The first line ffmpeg wrote (where the trouble began), without its "[name @ 0x...]"."""
+    line = said.splitlines()[0] if said else ""
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line)[:200]
+
+
+def video_encoder(choice: str, device: str = "cpu") -> str:
+    """The encoder ("x264" or "nvenc") for ``choice`` (one of :data:`ENCODERS`) when the
+    model runs on ``device`` ("cpu", "cuda", "cuda:1", ...)."""
+    if choice not in ENCODERS:
+        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {choice!r}.")
+    if choice == "auto":
+        return "nvenc" if str(device).startswith("cuda") and nvenc_available() else "x264"
+    return choice
+
+
 class VideoWriter:
     """Write (H, W, 3) uint8 RGB frames to an H.264/yuv420p mp4 that browsers play.
 
@@ -212,17 +259,25 @@ class VideoWriter:
 
     The sound is encoded (AAC) by a second ffmpeg while the frames come, at most
     ``audio_seconds`` of it (the longest the video can become; default all), so that
-    :meth:`close` only copies both streams into one file.
+    :meth:`close` only copies both streams into one file. ``encoder`` is "x264" or
+    "nvenc"; where NVENC can't be opened (no such GPU, or all its sessions taken) the
+    frames so far are encoded again with x264 and :attr:`encoder` says so. An encoder
+    that fails otherwise raises :class:`~fomm_space.errors.OutputError`.
     """
 
     def __init__(self, path: str | Path, fps: float, *, audio_from: str | Path | None = None,
-                 audio_seconds: float | None = None, crf: int = 18):
+                 audio_seconds: float | None = None, crf: int = 18, encoder: str = "x264"):
+        if encoder not in ENCODERS[1:]:
+            raise InputError(f"encoder must be x264 or nvenc, got {encoder!r}.")
         self.path = Path(path)
         self.fps = float(fps)
         self.audio_from = Path(audio_from) if audio_from else None
         self.crf = crf
+        self.encoder = encoder
         self.frames = 0
-        self._writer = None
+        self._process: subprocess.Popen | None = None
+        self._said = None
+        self._replay: list[np.ndarray] | None = None
         self._size: tuple[int, int] | None = None
         self._sound: subprocess.Popen | None = None
         if not self.path.parent.is_dir():
@@ -250,22 +305,69 @@ class VideoWriter:
         os.close(fd)
         return Path(tmp)
 
+    def _start(self) -> None:
+        """Start the encoding ffmpeg, reading YUV 4:2:0 frames from its stdin."""
+        if self.encoder == "nvenc":
+            codec = ["-c:v", "h264_nvenc", *NVENC_OPTIONS]
+            self._replay = []
+        else:
+            codec = ["-c:v", "libx264", "-crf", str(self.crf), *X264_OPTIONS, "-threads", str(ffmpeg_threads())]
+        w, h = self._size
+        rate = Fraction(self.fps).limit_denominator(1001 * 1000)
+        self._said = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+             "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0", "-an", *codec,
+             "-pix_fmt", "yuv420p", *([] if self._sound else ["-movflags", "+faststart"]),  # else the mux moves it
+             "-f", "mp4", str(self._tmp)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._said)
+
+    def _stop(self) -> tuple[int, str]:
+        """End the encoding ffmpeg: (its exit status, the end of what it said)."""
+        process, self._process = self._process, None
+        try:
+            process.stdin.close()
+        except Exception:  # noqa: BLE001 - it has gone already; its status says why
+            pass
+        status = process.wait()
+        self._said.seek(0)
+        said = self._said.read(4000).decode("utf-8", "replace").strip()
+        self._said.close()
+        return status, _first_words(said).replace(str(self._tmp), self.path.name)
+
+    def _fall_back(self, reason: str) -> None:
+        """NVENC could not be opened: the frames so far again, with x264."""
+        _logger.warning("NVENC could not be opened (%s); encoding with x264.", reason or "ffmpeg said nothing")
+        frames, self._replay = self._replay, None
+        self.encoder = "x264"
+        self._start()
+        for frame in frames:
+            self._send(frame)
+
+    def _send(self, yuv: np.ndarray) -> None:
+        if self._replay is not None:  # until NVENC is seen to run: it writes the header then
+            self._replay.append(yuv)
+        try:
+            self._process.stdin.write(memoryview(yuv).cast("B"))
+        except Exception as e:  # noqa: BLE001 - whatever stopped the encoder, its status says why
+            status, said = self._stop()
+            if self._replay is not None:
+                self._fall_back(said)
+                return
+            raise OutputError(f"Writing {self.path.name} failed: {said or e}") from e
+        if self._replay is not None and (self._tmp.stat().st_size > 0 or len(self._replay) > _REPLAY_FRAMES):
+            self._replay = None
+
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 frame; odd sizes are padded to even by edge copies."""
         import cv2
-        import imageio_ffmpeg
 
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise InputError(f"Frames must be (H, W, 3) RGB, got shape {frame.shape}.")
         h, w = frame.shape[:2]
-        if self._writer is None:
+        if self._process is None and self.frames == 0:
             self._size = (w + w % 2, h + h % 2)
-            self._writer = imageio_ffmpeg.write_frames(
-                str(self._tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="yuv420p",
-                pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", str(self.crf), *X264_OPTIONS, "-threads", str(ffmpeg_threads()),
-                               *([] if self._sound else ["-movflags", "+faststart"])])  # else the mux moves it
-            self._writer.send(None)
+            self._start()
         if (w + w % 2, h + h % 2) != self._size:
             raise InputError(f"Frame size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}.")
         if h % 2 or w % 2:
@@ -273,17 +375,21 @@ class VideoWriter:
         # The BT.601 limited-range conversion ffmpeg would make (luma within 1 of it,
         # chroma averaged 2x2 where ffmpeg filters wider: 0.9 dB less on a face), at half
         # the bytes piped; a 1280x960 frame then costs 4.3 ms of CPU to encode, not 8.
-        self._writer.send(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420))
+        self._send(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420))
         self.frames += 1
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""
-        if self._writer is None:
+        if self._process is None:
             self.abort()
             raise InputError("No frames were written.")
         try:
-            self._writer.close()
-            self._writer = None
+            status, said = self._stop()
+            if status != 0 and self._replay is not None:
+                self._fall_back(said)
+                status, said = self._stop()
+            if status != 0:
+                raise OutputError(f"Writing {self.path.name} failed (ffmpeg status {status}): {said}")
             if self._sound is not None:
                 self._mux_audio()
             os.replace(self._tmp, self.path)
@@ -314,16 +420,13 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop and delete the temporary files."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # noqa: BLE001 - already failing; the file is deleted below
-                pass
-            self._writer = None
-        if self._sound is not None:
-            self._sound.kill()
-            self._sound.communicate()
-            self._sound = None
+        for process in (self._process, self._sound):
+            if process is not None:
+                process.kill()
+                process.communicate()
+        self._process = self._sound = None
+        if self._said is not None:
+            self._said.close()
         if self._sound_file is not None:
             self._sound_file.unlink(missing_ok=True)
         self._tmp.unlink(missing_ok=True)

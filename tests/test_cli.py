@@ -37,6 +37,24 @@ def test_animate_writes_video_and_overlay(tiny_files, media, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4", "overlay.mp4", "photo.png"]
 
 
+def test_nvenc_asked_for_where_it_cannot_be_opened_encodes_with_x264_and_says_so(tiny_files, media, tmp_path):
+    from fomm_space.video import nvenc_available
+
+    if nvenc_available():
+        pytest.skip("this machine has NVENC: nothing to fall back from")
+    photo, clip = media
+    out, overlay = tmp_path / "out.mp4", tmp_path / "overlay.mp4"
+    result = run("animate", "--source", photo, "--driving", clip, "--output", out, "--overlay", overlay,
+                 "--no-crop", "--encoder", "nvenc", *model_args(tiny_files))
+    assert result.returncode == 0, result.stderr
+    assert "12 frames at 10 fps" in result.stdout and "encoded with x264" in result.stdout
+    assert result.stderr.count("NVENC could not be opened") == 2  # the video and the overlay, a line each
+    assert len(list(read_frames(out))) == len(list(read_frames(overlay))) == 12
+    bad = run("animate", "--source", photo, "--driving", clip, "--output", out, "--encoder", "vp9",
+              *model_args(tiny_files))
+    assert bad.returncode == 2 and "--encoder" in bad.stderr
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing-photo", "does not exist"),
     ("text-as-photo", "not an image"),

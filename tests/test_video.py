@@ -126,6 +126,66 @@ def test_unreadable_and_empty_files(tmp_path):
         list(read_frames(cut))
 
 
+@pytest.mark.parametrize("shape, frames", [((48, 64, 3), 30), ((480, 640, 3), 12)],
+                         ids=["small (seen at the end)", "large (seen while writing)"])
+def test_nvenc_where_it_cannot_be_opened_falls_back_to_x264_with_every_frame(tmp_path, caplog, shape, frames):
+    from fomm_space.video import nvenc_available
+
+    if nvenc_available():
+        pytest.skip("this machine has NVENC: nothing to fall back from")
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 10, encoder="nvenc") as writer:
+        for i in range(frames):
+            writer.write(np.full(shape, 8 * i, np.uint8))
+    assert writer.encoder == "x264"
+    assert "NVENC could not be opened" in caplog.text
+    back = list(read_frames(out))
+    assert [round(float(f.mean()) / 8) for f in back] == list(range(frames))  # all of them, in order
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 3), (480, 640, 3)])
+def test_an_encoder_that_fails_is_one_clear_error_and_leaves_nothing(tmp_path, shape):
+    import shutil
+
+    from fomm_space.errors import OutputError
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    writer = VideoWriter(folder / "out.mp4", 10)
+    shutil.rmtree(folder)  # the folder is lost while the video is written
+    with pytest.raises(OutputError, match=r"Writing out\.mp4 failed.*No such file or directory") as info:
+        with writer:
+            for _ in range(10):
+                writer.write(np.zeros(shape, np.uint8))
+    assert "\n" not in str(info.value) and ".out." not in str(info.value)  # one line, no temporary name
+    assert not folder.exists()
+
+
+def test_the_nvenc_settings_are_ones_this_ffmpeg_takes():
+    """Checked before a GPU is looked for: where none is, the trial fails on the device,
+    not on a setting."""
+    from fomm_space.video import NVENC_OPTIONS
+
+    said = subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-f", "lavfi", "-i", "color=s=64x64",
+                           "-frames:v", "1", "-c:v", "h264_nvenc", *NVENC_OPTIONS, "-f", "null", "-"],
+                          capture_output=True, text=True).stderr
+    assert "Unable to parse" not in said and "not found" not in said.lower()
+    assert "Unknown encoder" not in said  # the build has NVENC
+
+
+def test_the_encoder_is_chosen_by_device():
+    from fomm_space.video import nvenc_available, video_encoder
+
+    assert video_encoder("auto", "cpu") == "x264" and video_encoder("x264", "cuda:0") == "x264"
+    assert video_encoder("nvenc", "cpu") == "nvenc"  # asked for: tried, x264 if it can't be opened
+    assert video_encoder("auto", "cuda") == ("nvenc" if nvenc_available() else "x264")
+    with pytest.raises(InputError, match="encoder must be one of"):
+        video_encoder("h265")
+    with pytest.raises(InputError, match="x264 or nvenc"):
+        VideoWriter("out.mp4", 10, encoder="auto")
+
+
 def test_failed_writer_leaves_nothing(tmp_path):
     out = tmp_path / "x.mp4"
     with pytest.raises(RuntimeError):
