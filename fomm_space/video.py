@@ -280,6 +280,7 @@ class VideoWriter:
         self._replay: list[np.ndarray] | None = None
         self._size: tuple[int, int] | None = None
         self._sound: subprocess.Popen | None = None
+        self._sound_said = None
         if not self.path.parent.is_dir():
             raise InputError(f"Output folder {self.path.parent} does not exist.")
         self._tmp = self._temporary(".mp4")
@@ -291,11 +292,12 @@ class VideoWriter:
             try:
                 self._sound_file = self._temporary(".m4a")
                 limit = ["-t", f"{audio_seconds:.6f}"] if audio_seconds is not None else []
+                self._sound_said = tempfile.TemporaryFile()
                 self._sound = subprocess.Popen(
                     [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-threads", "1", *limit,
                      "-i", str(self.audio_from), "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "aac",
                      "-b:a", "160k", "-f", "mp4", str(self._sound_file)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._sound_said)
             except BaseException:
                 self.abort()
                 raise
@@ -375,6 +377,8 @@ class VideoWriter:
         # The BT.601 limited-range conversion ffmpeg would make (luma within 1 of it,
         # chroma averaged 2x2 where ffmpeg filters wider: 0.9 dB less on a face), at half
         # the bytes piped; a 1280x960 frame then costs 4.3 ms of CPU to encode, not 8.
+        if self._sound is not None and (why := self._sound_failed()) is not None:  # said now, not at the end
+            raise InputError(f"The sound of {self.audio_from.name} can't be read ({why}).")
         self._send(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420))
         self.frames += 1
 
@@ -398,24 +402,34 @@ class VideoWriter:
             raise
         return self.path
 
+    def _sound_failed(self) -> str | None:
+        """Why the sound's encoding failed, once it has; None while it runs or if it worked."""
+        status = self._sound.poll()
+        if not status:
+            return None
+        self._sound_said.seek(0)
+        return _first_words(self._sound_said.read(4000).decode("utf-8", "replace").strip()) or f"status {status}"
+
     def _mux_audio(self) -> None:
         """Copy the video stream and the sound encoded meanwhile into one file, the sound
         trimmed to the video."""
-        _, err = self._sound.communicate()
-        failed = self._sound.returncode
+        self._sound.wait()
+        unread = self._sound_failed()
         self._sound = None
+        self._sound_said.close()
+        if unread is not None:
+            self._sound_file.unlink(missing_ok=True)
+            raise InputError(f"The sound of {self.audio_from.name} can't be read ({unread}).")
         muxed = self._tmp.with_name(self._tmp.stem + ".a.mp4")
-        if not failed:
-            cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(self._tmp),
-                   "-i", str(self._sound_file), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-                   "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
-            result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-            failed, err = result.returncode, result.stderr
+        cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(self._tmp),
+               "-i", str(self._sound_file), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+               "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
+        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
         self._sound_file.unlink(missing_ok=True)
-        if failed:
+        if result.returncode:
             muxed.unlink(missing_ok=True)
-            message = err.decode("utf-8", "replace").strip()[-300:]
-            raise InputError(f"Adding the sound failed: {message}")
+            why = _first_words(result.stderr.decode("utf-8", "replace").strip()) or f"status {result.returncode}"
+            raise InputError(f"Adding the sound failed: {why}")
         os.replace(muxed, self._tmp)
 
     def abort(self) -> None:
@@ -425,8 +439,9 @@ class VideoWriter:
                 process.kill()
                 process.communicate()
         self._process = self._sound = None
-        if self._said is not None:
-            self._said.close()
+        for said in (self._said, self._sound_said):
+            if said is not None:
+                said.close()
         if self._sound_file is not None:
             self._sound_file.unlink(missing_ok=True)
         self._tmp.unlink(missing_ok=True)

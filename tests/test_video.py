@@ -224,13 +224,22 @@ def test_the_sound_is_encoded_while_the_frames_come_and_cut_to_the_video(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
 
 
-def test_a_sound_that_cannot_be_read_is_a_clear_error_and_leaves_nothing(tmp_path):
+def test_a_sound_that_cannot_be_read_is_a_clear_error_soon_and_leaves_nothing(tmp_path):
+    import time
+
     silent = make_clip(tmp_path / "silent.mp4", extra=["-c:v", "libx264", "-pix_fmt", "yuv420p"])
     out = tmp_path / "out.mp4"
-    writer = VideoWriter(out, 10, audio_from=silent)
+    writer = VideoWriter(out, 10, audio_from=silent)  # a file without the sound it is said to have
     writer.write(np.zeros((48, 64, 3), np.uint8))
-    with pytest.raises(InputError, match="Adding the sound failed"):
+    with pytest.raises(InputError, match=r"The sound of silent\.mp4 can't be read \(.*matches no streams"):
         writer.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["silent.mp4"]
+    with pytest.raises(InputError, match="The sound of silent.mp4 can't be read") as info:
+        with VideoWriter(out, 10, audio_from=silent) as writer:
+            for _ in range(1000):  # said while the frames come, not after the last
+                writer.write(np.zeros((48, 64, 3), np.uint8))
+                time.sleep(0.01)
+    assert writer.frames < 1000 and "\n" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["silent.mp4"]
     with pytest.raises(RuntimeError):  # and while the sound is still being encoded
         with VideoWriter(out, 10, audio_from=make_clip(tmp_path / "long.mp4", seconds=30, sound=True)):
