@@ -325,7 +325,7 @@ class VideoWriter:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._said)
 
     def _stop(self) -> tuple[int, str]:
-        """End the encoding ffmpeg: (its exit status, the end of what it said)."""
+        """End the encoding ffmpeg: (its exit status, the first line of what it said)."""
         process, self._process = self._process, None
         try:
             process.stdin.close()
@@ -374,11 +374,11 @@ class VideoWriter:
             raise InputError(f"Frame size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}.")
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        if self._sound is not None and (why := self._sound_failed()) is not None:  # said now, not at the end
+            raise InputError(f"The sound of {self.audio_from.name} can't be read ({why}).")
         # The BT.601 limited-range conversion ffmpeg would make (luma within 1 of it,
         # chroma averaged 2x2 where ffmpeg filters wider: 0.9 dB less on a face), at half
         # the bytes piped; a 1280x960 frame then costs 4.3 ms of CPU to encode, not 8.
-        if self._sound is not None and (why := self._sound_failed()) is not None:  # said now, not at the end
-            raise InputError(f"The sound of {self.audio_from.name} can't be read ({why}).")
         self._send(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420))
         self.frames += 1
 
