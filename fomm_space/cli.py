@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .device import PRECISIONS
 from .errors import FommError
@@ -51,8 +52,15 @@ def _add_crop_args(parser: argparse.ArgumentParser, *, toggle: bool = True) -> N
                             "a CUDA GPU that has it, else x264; nvenc falls back to x264 where it can't be opened)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors in one line on stderr (the flag and what to do), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fomm_space",
+    parser = _Parser(prog="python -m fomm_space",
                                      description="First Order Motion Model: animate a photo by a video.")
     sub = parser.add_subparsers(dest="command", required=True)
 

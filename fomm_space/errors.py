@@ -85,4 +85,5 @@ class OutputError(FommError):
     """An output that can't be written: its encoder failed (a full disk, a lost folder)."""
 
 
-__all__ = ["ADVICE", "CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError", "OutputError", "render"]
+__all__ = ["ADVICE", "CheckpointError", "ConfigError", "FommError", "InputError", "ModelNotFoundError", "OutputError",
+           "render"]

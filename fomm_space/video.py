@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import tempfile
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -214,8 +215,9 @@ encoder, :data:`NVENC_OPTIONS`; x264 where it can't be opened), "auto" (NVENC wh
 model runs on a CUDA GPU that has it, else x264)."""
 
 NVENC_OPTIONS = ("-preset", "p1", "-tune", "hq", "-rc", "vbr", "-cq", "19", "-b:v", "0")
-"""NVENC's settings: its fastest preset at a constant quality of 19, about what x264's
-CRF 18 keeps (not yet measured: no GPU with NVENC was at hand; H100 and H200 have none)."""
+"""NVENC's settings: its fastest preset at a constant quality of 19, meant to be near
+x264's CRF 18 but not yet measured against it (no GPU with NVENC was at hand; A100, H100
+and H200 have none)."""
 
 _REPLAY_FRAMES = 64  # frames kept until NVENC is seen to have opened (the file's header written)
 
@@ -234,10 +236,14 @@ def nvenc_available() -> bool:
     return result.returncode == 0
 
 
-def _first_words(said: str) -> str:
-    """The first line ffmpeg wrote (where the trouble began), without its "[name @ 0x...]"."""
-    line = said.splitlines()[0] if said else ""
-    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line)[:200]
+def _first_words(said: bytes | typing.IO[bytes]) -> str:
+    """The first line ffmpeg wrote (where the trouble began) to a pipe's bytes or a
+    file, without its "[name @ 0x...]"."""
+    if not isinstance(said, bytes):
+        said.seek(0)
+        said = said.read(4000)
+    lines = said.decode("utf-8", "replace").strip().splitlines()
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", lines[0])[:200] if lines else ""
 
 
 def video_encoder(choice: str, device: str = "cpu") -> str:
@@ -268,7 +274,7 @@ class VideoWriter:
     def __init__(self, path: str | Path, fps: float, *, audio_from: str | Path | None = None,
                  audio_seconds: float | None = None, crf: int = 18, encoder: str = "x264"):
         if encoder not in ENCODERS[1:]:
-            raise InputError(f"encoder must be x264 or nvenc, got {encoder!r}.")
+            raise InputError(f"encoder must be x264 or nvenc (video_encoder() picks one), got {encoder!r}.")
         self.path = Path(path)
         self.fps = float(fps)
         self.audio_from = Path(audio_from) if audio_from else None
@@ -332,10 +338,9 @@ class VideoWriter:
         except Exception:  # noqa: BLE001 - it has gone already; its status says why
             pass
         status = process.wait()
-        self._said.seek(0)
-        said = self._said.read(4000).decode("utf-8", "replace").strip()
+        said = _first_words(self._said)
         self._said.close()
-        return status, _first_words(said).replace(str(self._tmp), self.path.name)
+        return status, said.replace(str(self._tmp), self.path.name)
 
     def _fall_back(self, reason: str) -> None:
         """NVENC could not be opened: the frames so far again, with x264."""
@@ -407,8 +412,7 @@ class VideoWriter:
         status = self._sound.poll()
         if not status:
             return None
-        self._sound_said.seek(0)
-        return _first_words(self._sound_said.read(4000).decode("utf-8", "replace").strip()) or f"status {status}"
+        return _first_words(self._sound_said) or f"status {status}"
 
     def _mux_audio(self) -> None:
         """Copy the video stream and the sound encoded meanwhile into one file, the sound
@@ -428,7 +432,7 @@ class VideoWriter:
         self._sound_file.unlink(missing_ok=True)
         if result.returncode:
             muxed.unlink(missing_ok=True)
-            why = _first_words(result.stderr.decode("utf-8", "replace").strip()) or f"status {result.returncode}"
+            why = _first_words(result.stderr) or f"status {result.returncode}"
             raise InputError(f"Adding the sound failed: {why}")
         os.replace(muxed, self._tmp)
 
