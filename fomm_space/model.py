@@ -193,6 +193,8 @@ class AnimationModel:
         (the smoothing and the motion transfer need the batches in order), then runs the
         generator on its own threads: no worker waits on another's convolutions, so work
         beside the engine (decoding, composition, encoding) slows one batch at a time.
+        One batch more than ``workers`` is queued, so a worker never idles while the
+        oldest batch is handed over; memory holds at most ``workers + 1`` batches.
         """
         turn = threading.Condition()
         progress = {"next": 0, "stopped": False}
@@ -214,7 +216,8 @@ class AnimationModel:
         running: collections.deque = collections.deque()
         chunks = iter(lambda it=iter(frames): list(itertools.islice(it, size)), [])
         try:
-            for index, chunk in enumerate(itertools.islice(chunks, workers)):
+            # A worker that ends before the oldest batch is handed over starts the queued one.
+            for index, chunk in enumerate(itertools.islice(chunks, workers + 1)):
                 running.append(pool.submit(work, index, chunk))
             index = len(running)
             while running:
