@@ -226,6 +226,24 @@ def test_batches_in_workers_equal_one_at_a_time(tiny_files, monkeypatch):
         assert np.array_equal(a.frames, b.frames) and np.array_equal(a.driving_keypoints, b.driving_keypoints)
 
 
+def test_the_workers_read_at_most_one_batch_beyond_their_own(tiny_model):
+    """Two workers and one queued batch: when a batch is handed over, at most three more
+    batches' frames have been read, so a long clip's memory stays flat."""
+    rng = np.random.default_rng(7)
+    source = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    read = []
+
+    def frames():
+        for i in range(40):
+            read.append(i)
+            yield frame
+
+    assert tiny_model._workers() == 2
+    ahead = [len(read) - (b.start + len(b.frames)) for b in tiny_model.stream(source, frames(), batch_size=2)]
+    assert len(ahead) == 20 and max(ahead) <= 3 * 2 and max(ahead[:10]) >= 2 * 2
+
+
 def test_a_failing_batch_in_the_workers_raises_and_a_closed_stream_stops_them(tiny_model):
     import threading
 
