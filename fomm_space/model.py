@@ -193,8 +193,9 @@ class AnimationModel:
         (the smoothing and the motion transfer need the batches in order), then runs the
         generator on its own threads: no worker waits on another's convolutions, so work
         beside the engine (decoding, composition, encoding) slows one batch at a time.
-        One batch more than ``workers`` is queued, so a worker never idles while the
-        oldest batch is handed over; memory holds at most ``workers + 1`` batches.
+        One batch more than ``workers`` is queued, so a worker that ends before the oldest
+        batch is handed over starts the next at once; at most ``workers + 1`` batches are
+        read beyond the one handed over.
         """
         turn = threading.Condition()
         progress = {"next": 0, "stopped": False}
