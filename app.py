@@ -4,10 +4,14 @@ Spline Motion Model.
 
     python app.py [--share] [--server-name H] [--port P] [--model NAME]
                   [--config YAML --checkpoint PATH] [--device D] [--concurrency N]
-                  [--keep-minutes M] [--max-upload-mb MB]
+                  [--keep-minutes M] [--max-upload-mb MB] [--temp-dir DIR] [--per-visitor N]
+                  [--max-frames N] [--upload-mb-per-hour MB] [--files-per-upload N]
+                  [--inline-mb MB] [--live-idle-seconds S] [--proxy-hops N]
 
 On a Hugging Face Space (ZeroGPU included) the same file is the app: ``spaces`` is
-imported before torch, and the GPU work runs inside ``spaces.GPU``.
+imported before torch, and the GPU work runs inside ``spaces.GPU``. Every request
+passes the guard first (``fomm_space.guard``: the visitor's own uploads only, checked
+values, fair shares); ``python app.py --help`` lists the limits.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ if os.environ.get("SPACE_ID"):  # on a Space: ZeroGPU needs `spaces` before torc
         pass
 
 import argparse
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
 import html
+import inspect
 import json
 import logging
 import queue
+import re
 import shutil
 import tempfile
 import threading
@@ -42,6 +49,7 @@ import gradio as gr
 import fomm_space
 from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, AnimationOptions, FommError, ModelConfig, load_model
 from fomm_space.faces import DETECTORS
+from fomm_space.guard import Endpoint, Gate, Guard, Limits, clip, paths_in
 from fomm_space.frames import MAX_IMAGE_PIXELS, read_image
 from fomm_space.compose.paste import UPSCALERS
 from fomm_space.pipeline import animate_files
@@ -51,11 +59,14 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 STAGES = {"faces": "Finding the face", "best frame": "Searching the best frame", "animating": "Animating"}
 MAX_UPLOAD_MB = 200  # the largest upload the server takes by default (photos and clips)
+MAX_FRAMES = 1800    # the most driving frames a request animates by default (60 s at 30 fps)
+QUEUE_SIZE = 32      # requests waiting, from all visitors
+LIVE_FRAME_PIXELS = 4_000_000  # a camera frame sent to the Live tab
 log = logging.getLogger("fomm-space")
 # The toggles wrap onto more lines on narrow screens instead of squeezing their labels.
 CSS = """
-#toggles .form { flex-direction: row; flex-wrap: wrap; }
-#toggles .form > * { flex: 1 1 170px !important; min-width: 170px !important; }
+#toggles .form, #live-toggles .form { flex-direction: row; flex-wrap: wrap; }
+#toggles .form > *, #live-toggles .form > * { flex: 1 1 170px !important; min-width: 170px !important; }
 """
 CONSENT = ("Only animate people who agreed to it, and never to deceive, harass or impersonate. "
            "Videos are marked *AI-generated* unless you switch the mark off; keep it when you share them.")
@@ -155,10 +166,62 @@ class Run:
             self._stop.set()
 
 
-def refuse(message: str) -> gr.Error:
-    """A user's mistake: one log line, and the whole message shown as plain text."""
-    log.warning("refused: %s", " ".join(message.split()))
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
+SERVER_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\"]+){2,}[\\/]?")
+MAX_MESSAGE = 500  # characters a visitor is shown at most
+
+
+def for_visitor(message: str) -> str:
+    """``message`` as a visitor may see it: file names without their server folders,
+    at most :data:`MAX_MESSAGE` characters, on one line."""
+    text = SERVER_PATH.sub(lambda m: m.group(0).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1],
+                           " ".join(message.split()))
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 3] + "..."
+
+
+def from_api(request: gr.Request | None) -> bool:
+    """Whether the request came from gradio_client (the web API), not the page."""
+    return request is not None and request.headers.get("x-gradio-user") == "api"
+
+
+class Failures:
+    """The message of each page session's last failed run, until the page shows it in
+    its status line (a toast goes away; the status stays)."""
+
+    def __init__(self, size: int = 1000):
+        self._messages: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def keep(self, session: str | None, message: str) -> None:
+        if session:
+            with self._lock:
+                self._messages[session] = message
+                while len(self._messages) > self._size:
+                    self._messages.popitem(last=False)
+
+    def take(self, session: str | None) -> str | None:
+        with self._lock:
+            return self._messages.pop(session, None) if session else None
+
+
+FAILURES = Failures()
+
+
+def refuse(page: str, api: str | None = None, request: gr.Request | None = None) -> gr.Error:
+    """A user's mistake: one log line, and the whole message as plain text: worded for
+    the page (escaped: a toast renders HTML), or for the API (``api``, when the request
+    came from gradio_client). The page's session keeps it for its status line."""
+    to_api = from_api(request)
+    message = for_visitor(api if to_api and api else page)
+    log.warning("refused: %s", message)
+    if request is not None and not to_api:
+        FAILURES.keep(request.session_hash, message)
+    return gr.Error(message if to_api else html.escape(message, quote=False), print_exception=False)
+
+
+def refuse_error(error: FommError, request: gr.Request | None = None) -> gr.Error:
+    """:func:`refuse` for one of our errors, in the page's words or the API's."""
+    return refuse(error.render("page"), error.render("api"), request)
 
 
 def describe(stage: str, done: int, total: int | None, model: str) -> str:
@@ -168,16 +231,18 @@ def describe(stage: str, done: int, total: int | None, model: str) -> str:
     if stage == "downloading":
         size = f" of {total / 1e6:.0f}" if total else ""
         return f"Downloading the {model} model: {done / 1e6:.0f}{size} MB"
+    if stage == "faces" and done == 0:
+        return "Finding the face in the photo"
     of = f"/{total}" if total else ""
-    return f"{STAGES.get(stage, stage.capitalize())}: {done}{of} frames"
+    return f"{STAGES.get(stage, stage.capitalize())}: {done}{of} frame{'' if (total or done) == 1 else 's'}"
 
 
 class Outputs:
     """Per-request output folders under one root, deleted after ``keep_s`` seconds.
 
     The videos are written inside Gradio's cache, so Gradio serves them without a copy;
-    uploads there are swept by Gradio itself (``delete_cache``). A failed request's
-    folder is deleted at once.
+    the whole cache (uploads included) is swept by the :class:`~fomm_space.guard.Gate`.
+    A failed request's folder is deleted at once.
     """
 
     def __init__(self, root: Path, keep_s: float):
@@ -210,68 +275,36 @@ class Outputs:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def uploads_only(cls):
-    """Class decorator for input components: take only files a user uploaded (they lie
-    in Gradio's upload folder) or the app's own examples.
-
-    Gradio itself refuses a server path outside its upload folder (``/etc/passwd``),
-    but it takes the folders inside it, where this app's results are served from
-    (``cls.refused``: another user's result is not an input), and it fetches links
-    server-side; those are refused here, before any copy or download.
-    """
-    move, move_async = cls.move_resource_to_block_cache, cls.async_move_resource_to_block_cache
-
-    def check(self, url_or_file_path) -> None:
-        from gradio.utils import get_upload_folder
-        from gradio_client.utils import is_http_url_like
-
-        name = str(url_or_file_path)
-        if is_http_url_like(name):
-            raise refuse("Links are not taken; download the file and upload it.")
-        path = Path(name).resolve()
-        uploaded = path.is_relative_to(Path(get_upload_folder()).resolve()) or path.is_relative_to(EXAMPLES)
-        if not uploaded or any(path.is_relative_to(root) for root in self.refused):
-            raise refuse("Only files you upload can be animated; this one was not uploaded.")
-
-    def move_checked(self, url_or_file_path):
-        check(self, url_or_file_path)
-        return move(self, url_or_file_path)
-
-    async def move_checked_async(self, url_or_file_path):
-        check(self, url_or_file_path)
-        return await move_async(self, url_or_file_path)
-
-    cls.refused = ()
-    cls.move_resource_to_block_cache = move_checked
-    cls.async_move_resource_to_block_cache = move_checked_async
-    return cls
-
-
-@uploads_only
 class DrivingInput(gr.Video):
-    """``gr.Video`` that takes uploads only (see :func:`uploads_only`)."""
+    """``gr.Video`` that hands over the uploaded file untouched: Gradio's own preprocess
+    would run ffmpeg on it to convert it; we read it ourselves (see ``fomm_space.video``).
+    The guard has already checked that the visitor uploaded it."""
 
     is_template = True  # rendered by gr.Video's frontend
 
+    def preprocess(self, payload):
+        return None if payload is None else payload.path
 
-@uploads_only
+
 class PhotoInput(gr.Image):
-    """``gr.Image`` that takes uploads only (see :func:`uploads_only`), hands over the
-    file untouched (we read it ourselves, EXIF, 16-bit and size limits included) and
-    turns a file that is no image into a clear message instead of a server error."""
+    """``gr.Image`` that hands over the file untouched (we read it ourselves, EXIF,
+    16-bit and size limits included) and turns a file that is no image into a clear
+    message instead of a server error. The guard has already checked the file (the
+    visitor's upload) or the inline image (its bytes and pixels)."""
 
     is_template = True  # rendered by gr.Image's frontend; construct with type="filepath", image_mode=None
 
     def preprocess(self, payload):
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         try:
             return super().preprocess(payload)
         except Image.DecompressionBombError as e:
             raise refuse(f"The source photo has far more pixels than the limit of {MAX_IMAGE_PIXELS // 1_000_000} "
-                           "megapixels. Scale it down and try again.") from e
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise refuse("The source is not an image that can be read; use a PNG or JPEG photo.") from e
+                         "megapixels. Scale it down and try again.") from e
+        except Exception as e:  # noqa: BLE001 - whatever Pillow raises on a file that is no image
+            name = for_visitor(getattr(payload, "orig_name", None) or "The source")
+            raise refuse(f"{name} is not an image that can be read; use a PNG or JPEG photo.") from e
 
 
 class ModelChoice(gr.Dropdown):
@@ -283,7 +316,7 @@ class ModelChoice(gr.Dropdown):
     def preprocess(self, payload):
         names = [value for _, value in self.choices]
         if payload is not None and payload not in names:
-            raise refuse(f"There is no model {payload!r} here; choose one of: {', '.join(map(str, names))}.")
+            raise refuse(f"There is no model {clip(payload)} here; choose one of: {', '.join(map(str, names))}.")
         return super().preprocess(payload)
 
 
@@ -309,10 +342,14 @@ def _on_gpu(fn):
 
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
     keep_s = args.keep_minutes * 60
-    outputs_root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "fomm-space"
-    runs = Outputs(outputs_root, keep_s)
+    # Gradio's uploads and cache in a folder of this app's own, which the guard sweeps.
+    temp = Path(args.temp_dir).resolve()
+    temp.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(temp)
+    runs = Outputs(temp / "fomm-space", keep_s)
     short = {"fomm": "FOMM", "tpsmm": "TPSMM"}
     local: dict[str, tuple[str, str]] = {}
+    public: frozenset[Path] = frozenset()
     if args.checkpoint:
         families, choices = {}, []
         for config, checkpoint in zip(args.config, args.checkpoint):
@@ -355,7 +392,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 max_seconds: float = DEFAULTS.max_seconds, ai_mark: bool = DEFAULTS.ai_mark,
                 paste_back: bool = DEFAULTS.paste_back, smoothing: float = DEFAULTS.smoothing,
                 upscale: str = DEFAULTS.upscale, avd: bool = DEFAULTS.avd,
-                face_detector: str = DEFAULTS.face_detector, progress=gr.Progress()):
+                face_detector: str = DEFAULTS.face_detector, progress=gr.Progress(),
+                request: gr.Request = None):
         """Animate the face in `source` (a photo) by the motion of `driving` (a video).
 
         Yields the status while it works, and finally the animated video (with the
@@ -363,17 +401,22 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         status line. Stopped (Stop button, client gone), the work ends at its next step.
         """
         if not source:
-            raise refuse("Please give a source photo (upload, webcam or paste).")
+            raise refuse("Please give a source photo (upload, webcam or paste).",
+                         "source is missing: give a photo (source=handle_file(...)).", request)
         if not driving:
-            raise refuse("Please give a driving video (upload or webcam).")
+            raise refuse("Please give a driving video (upload or webcam).",
+                         "driving is missing: give a video (driving=handle_file(...)).", request)
         if avd and families.get(model) != "tpsmm":
-            raise refuse("The AVD mode exists only for TPSMM models; untick it or choose a TPSMM model.")
-        options = AnimationOptions(relative=bool(relative), adapt_scale=bool(adapt_scale), crop=bool(crop_faces),
-                                   find_best_frame=bool(find_best_frame), crop_scale=float(crop_scale),
-                                   max_seconds=float(max_seconds), ai_mark=bool(ai_mark),
-                                   paste_back=bool(paste_back), smoothing=float(smoothing), upscale=str(upscale),
-                                   avd=bool(avd), face_detector=str(face_detector))
+            raise refuse("The AVD mode exists only for TPSMM models; untick it or choose a TPSMM model.",
+                         "avd=True works only with a TPSMM model; set avd=False or choose one (model=...).",
+                         request)
+        options = AnimationOptions(relative=relative, adapt_scale=adapt_scale, crop=crop_faces,
+                                   find_best_frame=find_best_frame, crop_scale=crop_scale, max_seconds=max_seconds,
+                                   max_frames=args.max_frames, ai_mark=ai_mark, paste_back=paste_back,
+                                   smoothing=smoothing, upscale=upscale, avd=avd, face_detector=face_detector)
         run = Run(lambda report: start_run(source, driving, model, options, report), workers)
+        session = request.session_hash if request is not None else None
+        running.add(session)
         try:
             for stage, done, total in run.updates():
                 if stage is None:  # nothing new: give Gradio the chance to stop us
@@ -384,12 +427,33 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 yield gr.skip(), gr.skip(), desc
             report = run.result()
         except FommError as e:
-            raise refuse(e.render("page")) from e
+            running.discard(session)
+            raise refuse_error(e, request) from e
+        except GeneratorExit:
+            raise  # stopped (Stop, a closed page): Stop's own event reports it
+        except BaseException:
+            running.discard(session)
+            raise
         finally:
             run.stop()
+        running.discard(session)
         yield str(report.output), str(report.overlay), report.summary()
 
-    with gr.Blocks(title="First Order Motion Model", delete_cache=(max(60, keep_s // 4), keep_s)) as demo:
+    running: set[str | None] = set()  # page sessions with a run going (Stop reports on these)
+
+    def failed(request: gr.Request):
+        """After a failed run: the outputs cleared, the message kept in the status."""
+        message = FAILURES.take(request.session_hash)
+        return None, None, f"Failed: {message}" if message else "Failed."
+
+    def stopped(request: gr.Request):
+        """After Stop: what became of the run, if there was one."""
+        if request.session_hash not in running:
+            return gr.skip(), gr.skip(), gr.skip()
+        running.discard(request.session_hash)
+        return None, None, "Stopped; its files were deleted."
+
+    with gr.Blocks(title="First Order Motion Model") as demo:
         gr.Markdown("# First Order Motion Model\n"
                     "Animate a photo with the motion of a video: the First Order Motion Model (Siarohin et al., "
                     "NeurIPS 2019) or its successor, the Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022). "
@@ -401,7 +465,6 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 source = PhotoInput(type="filepath", image_mode=None, label="Source photo", height=360,
                                     sources=["upload", "webcam", "clipboard"], elem_id="source")
                 driving = DrivingInput(label="Driving video", sources=["upload", "webcam"], elem_id="driving")
-            source.refused = driving.refused = (runs.root.resolve(),)
             model = ModelChoice(choices, value=default_model, label="Model", elem_id="model")
             with gr.Row(elem_id="toggles"):  # wraps on narrow screens; each toggle keeps its label
                 relative = gr.Checkbox(value=DEFAULTS.relative, label="Relative motion")
@@ -417,7 +480,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
                                        info="crop side / face box side; larger keeps more hair and shoulders")
                 max_seconds = gr.Slider(1, 300, value=DEFAULTS.max_seconds, step=1, label="Max seconds",
-                                        info="longer driving videos are cut here")
+                                        info=f"longer driving videos are cut here, and after {args.max_frames} "
+                                             "frames whatever their frame rate")
                 smoothing = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing, step=0.05, label="Keypoint smoothing",
                                       info="0 = off (as the authors); higher = steadier, less jitter")
                 upscale = gr.Radio(list(UPSCALERS), value=DEFAULTS.upscale, label="Face upscaling for paste-back",
@@ -439,25 +503,32 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                       max_seconds, ai_mark, paste_back, smoothing, upscale, avd, face_finder]
             outputs = [result, overlay, status]
             animating = button.click(animate, inputs, outputs, api_name="animate")
-            stop.click(None, None, None, cancels=[animating], api_visibility="private")
+            animating.failure(failed, None, outputs, api_visibility="private")
+            stop.click(stopped, None, outputs, cancels=[animating], api_visibility="private")
+            # Cropping's settings only apply with cropping on.
+            crop_faces.change(lambda on: (gr.Slider(interactive=on), gr.Radio(interactive=on)), crop_faces,
+                              [crop_scale, face_finder], api_visibility="private")
             # Upscaling only applies to paste-back.
             paste_back.change(lambda on: gr.Radio(interactive=on), paste_back, upscale, api_visibility="private")
             # The AVD mode only exists for TPSMM models.
             model.change(lambda name: gr.Checkbox(visible=True) if families.get(name) == "tpsmm"
                          else gr.Checkbox(visible=False, value=False), model, avd, api_visibility="private")
             if (EXAMPLES / "face.png").exists():
-                rows = [[str(EXAMPLES / "face.png"), str(EXAMPLES / clip), True, True, False, False, default_model]
-                        for clip in ("nod.mp4", "talk.mp4")]
+                rows = [[str(EXAMPLES / "face.png"), str(EXAMPLES / name), True, True, False, False, default_model]
+                        for name in ("nod.mp4", "talk.mp4")]
                 # Cached results belong to the model (files or Hub revision) and options that made them.
                 key = hashlib.sha256(json.dumps([models.identity(default_model), rows, fomm_space.__version__])
                                      .encode()).hexdigest()[:16]
                 with examples_cache(key):
-                    gr.Examples(rows, inputs[:7], outputs, fn=animate, cache_examples=True, cache_mode="lazy",
-                                example_labels=["Drawn face, nodding", "Drawn face, talking"],
-                                label="Examples (drawn by this project, CC0; pre-cropped, so face cropping is off)")
+                    examples = gr.Examples(rows, inputs[:7], outputs, fn=animate, cache_examples=True,
+                                           cache_mode="lazy", example_labels=["Drawn face, nodding", "Drawn face, talking"],
+                                           label="Examples (drawn by this project, CC0; pre-cropped, so face "
+                                                 "cropping is off)")
+                public = paths_in(examples.dataset.samples)
         with gr.Tab("Live", id="live"):
-            live_ui(models, choices, default_model, (runs.root.resolve(),))
-    demo.fomm_runs = runs  # for tests and operators: where results live, and their sweep
+            live_ui(models, choices, default_model)
+    demo.fomm_runs = runs  # for tests and operators: where results live
+    demo.fomm_public = public  # the examples' files, which any visitor may send
     return demo
 
 
@@ -471,7 +542,7 @@ def live_status(live) -> str:
             f"{live.ms_per_frame:.0f} ms a frame on the server · {live.frames_per_second:.1f} frames/s")
 
 
-def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -> None:
+def live_ui(models: Models, choices: list, default_model: str) -> None:
     """The Live tab: the photo moved by the webcam, frame by frame, one session per page."""
     if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true"):
         gr.Markdown("**Live needs dedicated hardware.** On ZeroGPU a GPU is lent for one call at a time, "
@@ -489,14 +560,13 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
                           elem_id="live-camera")
         shown = gr.Image(label="Animated", type="numpy", interactive=False, height=300, format="jpeg",
                          elem_id="live-out")
-    photo.refused = refused
     model = ModelChoice(choices, value=default_model, label="Model", elem_id="live-model")
     with gr.Row(elem_id="live-toggles"):
         relative = gr.Checkbox(value=LIVE_DEFAULTS.relative, label="Relative motion")
         adapt_scale = gr.Checkbox(value=LIVE_DEFAULTS.adapt_scale, label="Adapt movement scale")
         crop_faces = gr.Checkbox(value=LIVE_DEFAULTS.crop, label="Crop faces", elem_id="live-crop")
         paste_back = gr.Checkbox(value=LIVE_DEFAULTS.paste_back, label="Paste back into the photo")
-        smoothing = gr.Slider(0.0, 1.0, value=LIVE_DEFAULTS.smoothing, step=0.05, label="Keypoint smoothing")
+    smoothing = gr.Slider(0.0, 1.0, value=LIVE_DEFAULTS.smoothing, step=0.05, label="Keypoint smoothing")
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="live-start")
         reset = gr.Button("Reset reference", elem_id="live-reset")
@@ -504,21 +574,21 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
     status = gr.Textbox(label="Live", interactive=False, elem_id="live-status")
     session = gr.State(None, time_to_live=2 * LIVE_SECONDS, delete_callback=lambda live: live and live.close())
 
-    def begin(photo_path, name, relative, adapt_scale, crop_faces, paste_back, smoothing, old):
+    def begin(photo_path, name, relative, adapt_scale, crop_faces, paste_back, smoothing, old,
+              request: gr.Request = None):
         if old is not None:
             old.close()
         if not photo_path:
-            raise refuse("Please give a photo first.")
-        options = dataclasses.replace(LIVE_DEFAULTS, relative=bool(relative), adapt_scale=bool(adapt_scale),
-                                      crop=bool(crop_faces), paste_back=bool(paste_back),
-                                      smoothing=float(smoothing))
+            raise refuse("Please give a photo first.", request=request)
+        options = dataclasses.replace(LIVE_DEFAULTS, relative=relative, adapt_scale=adapt_scale, crop=crop_faces,
+                                      paste_back=paste_back, smoothing=smoothing)
         try:
             live = models.get(name).live(read_image(photo_path), options)
         except FommError as e:
-            raise refuse(e.render("page")) from e
+            raise refuse_error(e, request) from e
         return live, f"Ready ({name}): turn the camera on."
 
-    def step(frame, live):
+    def step(frame, live, request: gr.Request = None):
         if frame is None:
             return gr.skip(), gr.skip()
         if live is None:
@@ -526,7 +596,7 @@ def live_ui(models: Models, choices: list, default_model: str, refused: tuple) -
         try:
             return live.push(frame), live_status(live)
         except FommError as e:
-            raise refuse(e.render("page")) from e
+            raise refuse_error(e, request) from e
 
     def restart(live):
         if live is None:
@@ -584,19 +654,122 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="uploads and results are deleted after this many minutes (default 60)")
     parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                         help=f"largest photo or video a user may upload, in MB (default {MAX_UPLOAD_MB})")
+    parser.add_argument("--temp-dir", default=os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir())
+                                                                                      / "fomm-space"),
+                        help="this app's own folder for uploads and results, swept (default: the system's "
+                             "temporary folder/fomm-space)")
+    limits = Limits()
+    parser.add_argument("--per-visitor", type=int, default=limits.jobs,
+                        help=f"animations one visitor may have queued or running at once (default {limits.jobs})")
+    parser.add_argument("--max-frames", type=int, default=MAX_FRAMES,
+                        help=f"most driving frames animated a request, whatever the frame rate (default {MAX_FRAMES})")
+    parser.add_argument("--upload-mb-per-hour", type=float, default=limits.upload_mb_per_hour,
+                        help=f"MB one visitor may upload in an hour (default {limits.upload_mb_per_hour:g})")
+    parser.add_argument("--files-per-upload", type=int, default=limits.files_per_upload,
+                        help=f"files in one upload request (default {limits.files_per_upload})")
+    parser.add_argument("--inline-mb", type=float, default=limits.inline_mb,
+                        help=f"largest image sent inside a request rather than uploaded (default {limits.inline_mb:g})")
+    parser.add_argument("--live-idle-seconds", type=float, default=limits.stream_idle_s,
+                        help=f"a live stream that sends no frame this long ends (default {limits.stream_idle_s:g})")
+    parser.add_argument("--proxy-hops", type=int, default=None,
+                        help="trusted proxies in front of the app, whose X-Forwarded-For names the visitor "
+                             "(default 1 on a Hugging Face Space or with --share, else 0)")
     args = parser.parse_args(argv)
     if len(args.config) != len(args.checkpoint):
         parser.error("--config and --checkpoint go together, one of each per model")
-    if args.concurrency < 1 or args.keep_minutes <= 0 or args.max_upload_mb <= 0:
-        parser.error("--concurrency must be at least 1, --keep-minutes and --max-upload-mb positive")
+    if args.proxy_hops is None:
+        args.proxy_hops = 1 if os.environ.get("SPACE_ID") or args.share else 0
+    counts = ("concurrency", "per_visitor", "max_frames", "files_per_upload")
+    amounts = ("keep_minutes", "max_upload_mb", "upload_mb_per_hour", "inline_mb", "live_idle_seconds")
+    if any(getattr(args, n) < 1 for n in counts) or not all(0 < getattr(args, n) < float("inf") for n in amounts) \
+            or args.proxy_hops < 0:
+        parser.error("--" + ", --".join(n.replace("_", "-") for n in counts) + " must be at least 1; --"
+                     + ", --".join(n.replace("_", "-") for n in amounts) + " positive; --proxy-hops 0 or more")
     return args
 
 
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The guard's limits from the command line."""
+    return Limits(jobs=args.per_visitor, files_per_upload=args.files_per_upload,
+                  upload_mb_per_hour=args.upload_mb_per_hour, upload_mb=args.max_upload_mb, inline_mb=args.inline_mb,
+                  keep_s=args.keep_minutes * 60, stream_idle_s=args.live_idle_seconds, proxy_hops=args.proxy_hops)
+
+
 def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
-    """Queue (bounded concurrency) and serve."""
-    return demo.queue(default_concurrency_limit=args.concurrency, max_size=32).launch(
-        server_name=args.server_name, server_port=args.port, share=args.share,
-        max_file_size=int(args.max_upload_mb * 1_000_000), css=CSS, **kwargs)
+    """Queue (bounded concurrency) and serve behind the guard (``demo.fomm_gate``)."""
+    from starlette.middleware import Middleware
+
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
+    limits = limits_of(args)
+    # Gradio's queue holds an event from joining until it ends; it offers no public way
+    # to ask, so its table is read here (tested by tests/test_hostile_clients.py).
+    gate = Gate(Path(os.environ["GRADIO_TEMP_DIR"]), limits, alive=lambda event: event in demo._queue.event_ids_to_events)
+    gate.make_public(demo.fomm_public)
+    demo.fomm_gate = gate
+    endpoints, names = guarded_endpoints(demo)
+    demo.fomm_sweeping = gate.start_sweeping(max(10.0, min(300.0, limits.keep_s / 4)))  # set() stops it
+    guard = Middleware(Guard, gate=gate, endpoints=endpoints, names=names)
+    return demo.launch(server_name=args.server_name, server_port=args.port, share=args.share,
+                       max_file_size=int(args.max_upload_mb * 1_000_000), css=CSS,
+                       app_kwargs={"middleware": [guard]}, **kwargs)
+
+
+def input_rule(component) -> "Callable":
+    """The guard's rule for one input component's value: what the page could send."""
+    label = component.label or type(component).__name__
+    if isinstance(component, DrivingInput):
+        return lambda value, gate: gate.file(value, image=False)
+    if isinstance(component, gr.Image):
+        pixels = LIVE_FRAME_PIXELS if component.streaming else MAX_IMAGE_PIXELS
+        return lambda value, gate: gate.file(value, image=True, pixels=pixels)
+    if isinstance(component, gr.Checkbox):
+        return lambda value, gate: None if isinstance(value, bool) else f"{label} must be true or false."
+    if isinstance(component, gr.Slider):
+        low, high = component.minimum, component.maximum
+
+        def number(value, gate):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+            return None if ok else f"{label} must be a number from {low:g} to {high:g}, not {clip(value)}."
+        return number
+    if isinstance(component, gr.Dataset):
+        count = len(component.samples or [])
+        return lambda value, gate: None if isinstance(value, int) and not isinstance(value, bool) and \
+            0 <= value < count else f"There is no example {clip(value)}."
+    if isinstance(component, (gr.Radio, gr.Dropdown)):
+        names = [value for _, value in component.choices]
+        return lambda value, gate: None if value in names and value is not None else (
+            f"{label} must be one of: {', '.join(map(str, names))}; not {clip(value)}.")
+    return lambda value, gate: any_files(value, gate)
+
+
+def any_files(value, gate) -> str | None:
+    """Every file payload inside ``value`` through the gate (components without a rule
+    of their own: states, example tables)."""
+    if isinstance(value, dict):
+        if "path" in value or "url" in value:
+            return gate.file(value, image=False)
+        return next((why for v in value.values() if (why := any_files(v, gate))), None)
+    if isinstance(value, list):
+        return next((why for v in value if (why := any_files(v, gate))), None)
+    return None
+
+
+def guarded_endpoints(demo: gr.Blocks) -> tuple[dict[int, Endpoint], dict[str, int]]:
+    """The guard's view of every event of ``demo``: its inputs' rules, and its kind
+    (animations are jobs, the camera's stream is a stream)."""
+    endpoints, names = {}, {}
+    for index, fn in demo.fns.items():
+        kind = ("stream" if any(trigger == "stream" for _, trigger in fn.targets)
+                else "job" if getattr(fn.fn, "__name__", "") in ("animate", "load_example_output") else "light")
+        try:
+            params = tuple(inspect.signature(fn.fn).parameters)[:len(fn.inputs)] if fn.fn else ()
+        except (TypeError, ValueError):
+            params = ()
+        endpoints[index] = Endpoint(fn.api_name or f"fn_index {index}", tuple(map(input_rule, fn.inputs)), kind,
+                                    params)
+        if fn.api_name:
+            names[fn.api_name] = index
+    return endpoints, names
 
 
 if __name__ == "__main__":

@@ -167,14 +167,13 @@ def peak_memory() -> int | None:
 class AppRoute:
     """The web app (tiny model) served on loopback, called through gradio_client."""
 
-    def __init__(self):
-        import app
+    def __init__(self, temp_dir: Path | None = None):
+        from benchmarks.serve import app_in_process
 
-        args = app.parse_args(["--config", str(TINY / "config.yaml"), "--checkpoint",
-                               str(TINY / "checkpoint.pth.tar"), "--device", "cpu", "--keep-minutes", "1"])
-        args.port = None
-        self.demo = app.build_demo(args)
-        app.launch(self.demo, args, prevent_thread_lock=True, quiet=True)
+        where = [] if temp_dir is None else ["--temp-dir", temp_dir]
+        self._served = app_in_process(["--config", TINY / "config.yaml", "--checkpoint", TINY / "checkpoint.pth.tar",
+                                       "--device", "cpu", "--keep-minutes", "1", *where])
+        self.demo = self._served.__enter__()
 
     def animate(self, photo: Path, clip: Path) -> str:
         """"ok", or "refused" with our message; raises AssertionError otherwise."""
@@ -193,7 +192,7 @@ class AppRoute:
             return "refused"
 
     def close(self) -> None:
-        self.demo.close()
+        self._served.__exit__(None, None, None)
 
 
 def _run_cli(config: Path, checkpoint: Path, photo: Path, clip: Path, out: Path) -> str:
@@ -305,8 +304,8 @@ def main() -> None:
     counts: Counter = Counter()
     failures = []
     t0 = time.perf_counter()
-    app = AppRoute() if args.app_every else None
     with tempfile.TemporaryDirectory() as tmp:
+        app = AppRoute(Path(tmp) / "served") if args.app_every else None
         seeds = make_seeds(Path(tmp) / "seeds")
         for i in range(args.cases):
             route = route_of(i, args.cli_every, args.app_every)
@@ -318,8 +317,8 @@ def main() -> None:
             except AssertionError as e:
                 failures.append(f"case {i}: {e}")
                 print(failures[-1], flush=True)
-    if app is not None:
-        app.close()
+        if app is not None:
+            app.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.cases} cases (seed {args.seed}) in {time.perf_counter() - t0:.0f} s: {counts['ok']} valid, "
           f"{counts['refused']} refused with our message, {len(failures)} failures (unexpected exceptions, hangs, "

@@ -21,6 +21,9 @@ class AnimationOptions:
         crop: find and crop the faces in the photo and the video.
         crop_scale: size of the square crop relative to the detected face box.
         max_seconds: longest driving clip accepted; longer clips are cut (announced).
+        max_frames: most driving frames animated, whatever the frame rate (a work
+            budget for a shared server: a 120-fps clip reaches it 4x sooner than a
+            30-fps one); longer clips are cut (announced). ``None``: no frame limit.
         batch_size: driving frames per forward pass (``None``: per device).
         ai_mark: stamp "AI-generated" on the output video.
         paste_back: put the animated face back into the whole photo, so the video has
@@ -50,6 +53,7 @@ class AnimationOptions:
     crop: bool = True
     crop_scale: float = 1.8
     max_seconds: float = 60.0
+    max_frames: int | None = None
     batch_size: int | None = None
     ai_mark: bool = True
     paste_back: bool = True

@@ -9,6 +9,7 @@ and never held in memory whole.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -68,10 +69,10 @@ class AnimationReport:
     encoder: str = "x264"
 
     def summary(self) -> str:
-        cut = f" (clip cut at {self.frames / self.fps:g} s, the length limit)" if self.truncated else ""
+        cut = f" (clip cut at {self.frames} frames, {self.frames / self.fps:g} s: the limit)" if self.truncated else ""
         best = f", reference frame {self.best_frame}" if self.best_frame is not None else ""
         size = f", {self.size[0]}x{self.size[1]}" + (" pasted into the photo" if self.pasted else "")
-        return (f"{self.frames} frames at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
+        return (f"{self.frames} frame{'' if self.frames == 1 else 's'} at {self.fps:g} fps in {self.seconds:.1f} s on {self.device} "
                 f"({self.precision}){size}{best}{cut}, encoded with {self.encoder}")
 
 
@@ -94,26 +95,64 @@ def _notify(progress: Progress | None, stage: str, done: int, total: int | None)
 def _frame_limits(info: VideoInfo, options: AnimationOptions) -> tuple[int, int | None, bool]:
     """(frames to read at most, frames expected or None, whether the clip is cut)."""
     max_frames = max(1, int(options.max_seconds * info.fps))
+    if options.max_frames is not None:
+        max_frames = min(max_frames, options.max_frames)
     truncated = info.frame_count is not None and info.frame_count > max_frames
     return max_frames, min(info.frame_count, max_frames) if info.frame_count else None, truncated
 
 
+_FLAGS = ("relative", "adapt_scale", "find_best_frame", "crop", "ai_mark", "paste_back", "avd")
+_NUMBERS = ("crop_scale", "max_seconds", "smoothing")
+_COUNTS = ("best_frame", "max_frames", "batch_size")
+
+
+def _kinds(options: AnimationOptions) -> None:
+    """InputError for an option of the wrong kind: flags only booleans, numbers finite,
+    counts whole numbers, names strings (what a hostile client might send instead)."""
+    for name in _FLAGS:
+        if not isinstance(getattr(options, name), (bool, np.bool_)):
+            raise InputError(f"{name} must be True or False, got {_shown(getattr(options, name))}.")
+    for name in _NUMBERS:
+        value = getattr(options, name)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+                or not math.isfinite(value):
+            raise InputError(f"{name} must be a finite number, got {_shown(value)}.")
+    for name in _COUNTS:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
+            raise InputError(f"{name} must be a whole number or None, got {_shown(value)}.")
+    for name in ("upscale", "face_detector", "encoder"):
+        if not isinstance(getattr(options, name), str):
+            raise InputError(f"{name} must be a name, got {_shown(getattr(options, name))}.")
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, clipped: a message never repeats a whole hostile input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def validate(options: AnimationOptions) -> None:
-    """InputError for an option out of its range."""
+    """InputError for an option of the wrong kind or out of its range."""
+    _kinds(options)
     if options.best_frame is not None and options.best_frame < 0:
         raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
     if options.max_seconds <= 0:
         raise InputError(f"max_seconds must be positive, got {options.max_seconds:g}.")
+    if options.max_frames is not None and options.max_frames < 1:
+        raise InputError(f"max_frames must be at least 1, got {options.max_frames}.")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {options.batch_size}.")
     if options.upscale not in UPSCALERS:
-        raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {options.upscale!r}.")
+        raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {_shown(options.upscale)}.")
     if not 0.0 <= options.smoothing <= 1.0:
         raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
     if options.face_detector not in DETECTORS:
-        raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {options.face_detector!r}.")
+        raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {_shown(options.face_detector)}.")
     if not 1.0 <= options.crop_scale <= 4.0:
         raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
     if options.encoder not in ENCODERS:
-        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {options.encoder!r}.")
+        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {_shown(options.encoder)}.")
 
 
 def _check_folders(*paths: str | Path | None) -> None:

@@ -57,6 +57,43 @@ def _is_still_image(path: Path) -> bool:
         return False
 
 
+# ffmpeg's demuxers a video is read with, by the first bytes of the file. Only formats
+# that hold their media inside the file: a playlist or a concat list (hls, concat,
+# ffconcat) or an image sequence pattern names other files, which ffmpeg would read.
+_MOV_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid")
+_PLAYLIST_STARTS = (b"#EXTM3U", b"ffconcat", b"file ", b"file\t", b"#EXT-X-")
+
+
+def container(path: str | Path) -> str:
+    """The ffmpeg demuxer to read ``path`` with: "mov" (mp4, mov), "matroska" (mkv,
+    webm) or "gif", told from the file's first bytes, never from its name. Anything
+    else, playlists included, is an InputError."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except FileNotFoundError as e:
+        raise InputError(f"Video {path} does not exist.") from e
+    except OSError as e:
+        raise InputError(f"{path.name} can't be read ({e.strerror or type(e).__name__}).") from e
+    if head[4:8] in _MOV_BOXES:
+        return "mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_PLAYLIST_STARTS):
+        raise InputError(f"{path.name} is a playlist that names other files, not a video; give the video "
+                         "itself (mp4, mov, webm or gif).")
+    raise InputError(f"{path.name} can't be read as a video; use an mp4, mov, webm or gif file.")
+
+
+def input_options(path: str | Path) -> list[str]:
+    """ffmpeg's options before ``-i path``: local files only, and the demuxer of
+    :func:`container`, so that ffmpeg neither guesses a format nor opens another file."""
+    return ["-protocol_whitelist", "file", "-f", container(path)]
+
+
 def _open_reader(path: Path, output_params: list[str] | None = None):
     """imageio-ffmpeg's frame generator of ``path`` (rgb24, decoded on
     :func:`ffmpeg_threads` threads) and its metadata; InputError where it can't be read."""
@@ -67,11 +104,12 @@ def _open_reader(path: Path, output_params: list[str] | None = None):
     if _is_still_image(path):
         raise InputError(f"{path.name} is a still image, not a video; give a video (mp4, mov, webm or gif) "
                          "as the driving clip.")
+    safe = input_options(path)
     # imageio-ffmpeg warns when rotation metadata swaps the frame size; that is expected.
     logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     try:
         gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=output_params,
-                                         input_params=["-threads", str(ffmpeg_threads())])
+                                         input_params=["-threads", str(ffmpeg_threads()), *safe])
         meta = next(gen)
         meta["size"] = tuple(int(v) for v in meta["size"])
         if len(meta["size"]) != 2 or min(meta["size"]) < 1:
@@ -301,7 +339,8 @@ class VideoWriter:
                 self._sound_said = tempfile.TemporaryFile()
                 self._sound = subprocess.Popen(
                     [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-threads", "1", *limit,
-                     "-i", str(self.audio_from), "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "aac",
+                     *input_options(self.audio_from), "-i", str(self.audio_from),
+                     "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "aac",
                      "-b:a", "160k", "-f", "mp4", str(self._sound_file)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._sound_said)
             except BaseException:
@@ -325,7 +364,8 @@ class VideoWriter:
         self._said = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-             "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0", "-an", *codec,
+             "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}", "-protocol_whitelist", "pipe",
+             "-i", "pipe:0", "-an", *codec,
              "-pix_fmt", "yuv420p", *([] if self._sound else ["-movflags", "+faststart"]),  # else the mux moves it
              "-f", "mp4", str(self._tmp)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._said)
@@ -425,8 +465,9 @@ class VideoWriter:
             self._sound_file.unlink(missing_ok=True)
             raise InputError(f"The sound of {self.audio_from.name} can't be read ({unread}).")
         muxed = self._tmp.with_name(self._tmp.stem + ".a.mp4")
-        cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(self._tmp),
-               "-i", str(self._sound_file), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+        own = ["-protocol_whitelist", "file", "-f", "mov"]  # both files are our own mp4s
+        cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *own, "-i", str(self._tmp),
+               *own, "-i", str(self._sound_file), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
                "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
         result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
         self._sound_file.unlink(missing_ok=True)

@@ -3,10 +3,39 @@ recordings) and small media files made on the fly."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+_TEMP = pytest.StashKey[tuple[str, set[str], str]]()
+
+
+def pytest_configure(config):
+    """Every temporary file of the session in one folder of its own, removed at the end:
+    Python's and subprocesses' (``TMPDIR``: ffmpeg, Chromium), Gradio's uploads and
+    results (``GRADIO_TEMP_DIR``, read process-wide, so apps served side by side share
+    it) and gradio_client's downloads (it reads the variable when imported, below)."""
+    system = tempfile.gettempdir()
+    ours = tempfile.mkdtemp(prefix="fomm-space-tests-")
+    config.stash[_TEMP] = (system, set(os.listdir(system)), ours)
+    os.environ["TMPDIR"] = tempfile.tempdir = ours
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(ours, "gradio")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """The session's folder removed, and the run failed if the system's temporary folder
+    gained anything (a test or a library that wrote outside its own folder)."""
+    system, before, ours = session.config.stash[_TEMP]
+    shutil.rmtree(ours, ignore_errors=True)
+    left = sorted(set(os.listdir(system)) - before - {os.path.basename(ours)})
+    if left:
+        print(f"\nThe tests left {len(left)} entries in {system}: {', '.join(left[:10])}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 DATA = Path(__file__).parent / "data"
 PARITY = DATA / "parity"
@@ -138,15 +167,11 @@ def colour_detector():
 def app_demo(tiny_files, face_weights):
     """The web demo (tiny checkpoint, CPU) served on a free loopback port."""
     pytest.importorskip("gradio")
-    import app
+    from benchmarks.serve import app_in_process
 
-    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]), "--device", "cpu",
-                           "--concurrency", "2"])
-    args.port = None  # a free port
-    demo = app.build_demo(args)
-    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
-    yield demo
-    demo.close()
+    with app_in_process(["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu",
+                         "--concurrency", "2", "--per-visitor", "4"]) as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")

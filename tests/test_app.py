@@ -66,17 +66,18 @@ def test_faces_are_cropped_by_default(app_url, media, tmp_path):
     ("photo-as-video", "still image, not a video"),
     ("video-as-photo", "not an image"),
     ("text-as-video", "can't be read as a video"),
-    ("unknown-model", "There is no model .nope. here; choose one of: checkpoint.pth.tar"),
+    ("unknown-model", "model: Model must be one of: checkpoint.pth.tar; not 'nope'"),
 ])
 def test_bad_inputs_are_app_errors_with_our_message(app_url, media, tmp_path, case, message):
-    from gradio_client.exceptions import AppError
+    from gradio_client.exceptions import AppError, ValidationError
 
     photo, clip = media
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     source, driving, kw = {"photo-as-video": (photo, photo, {}), "video-as-photo": (clip, clip, {}),
                            "text-as-video": (photo, text, {}), "unknown-model": (photo, clip, {"model": "nope"})}[case]
-    with pytest.raises(AppError, match=message):
+    # A value the page could not send is refused before the queue, beside its parameter.
+    with pytest.raises(ValidationError if case == "unknown-model" else AppError, match=message):
         call(app_url, source, driving, **kw)
     video, _, _ = call(app_url, photo, clip)  # the app is still up
     assert video
@@ -202,11 +203,13 @@ def upload(url, path):
 
 
 @pytest.mark.parametrize("target, message", [
-    ("/etc/passwd", None),  # refused by Gradio itself (outside its upload folder), without a message
-    ("result", "Only files you upload can be animated"),  # another request's result, inside it
+    ("/etc/passwd", "Only files you uploaded"),
+    ("result", "Only files you uploaded"),  # another request's result, inside Gradio's folder
     ("link", "Links are not taken"),
 ])
 def test_a_client_cannot_animate_a_file_it_did_not_upload(app_demo, app_url, media, target, message):
+    import httpx
+
     photo, clip = media
     call(app_url, photo, clip)  # a result exists on the server
     result = next(app_demo.fomm_runs.root.glob("run-*/animation.mp4"))
@@ -214,12 +217,39 @@ def test_a_client_cannot_animate_a_file_it_did_not_upload(app_demo, app_url, med
     from benchmarks.load_test import api_data
 
     source = upload(app_url, photo).json()[0]
-    text = raw_call(app_url, api_data(source, str(path)))
-    assert "event: error" in text and "event: complete" not in text, text[:500]
-    if message:
-        assert message in text
+    answer = httpx.post(app_url + "gradio_api/call/animate", json={"data": api_data(source, str(path))}, timeout=30)
+    assert answer.status_code == 422 and message in answer.json()["error"], answer.text[:300]
     # The same request with an uploaded clip works: the refusal is about the path.
     assert "event: complete" in raw_call(app_url, api_data(source, upload(app_url, clip).json()[0]))
+
+
+def test_api_errors_are_plain_text_naming_the_parameter(app_url, media):
+    from gradio_client.exceptions import AppError
+
+    photo, clip = media
+    with pytest.raises(AppError) as caught:
+        call(app_url, photo, clip, avd=True)  # a FOMM model
+    message = str(caught.value)
+    assert "avd=True works only with a TPSMM model; set avd=False or choose one (model=...)" in message
+    assert "untick" not in message and "&" not in message
+
+
+def test_api_errors_keep_markup_as_text_and_give_api_advice(tiny_files, media, tmp_path):
+    """face-alignment's weights missing (an empty TORCH_HOME, no network): the message
+    holds "<urlopen error ...>", unescaped, and its advice names the API's parameter."""
+    from gradio_client.exceptions import AppError
+
+    from benchmarks.serve import served_app
+
+    photo, clip = media
+    (tmp_path / "torch-home").mkdir()
+    args = ["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu"]
+    with served_app(args, tmp_path, {"TORCH_HOME": str(tmp_path / "torch-home")}) as (url, _):
+        with pytest.raises(AppError) as caught:
+            call(url, photo, clip, crop_faces=True)
+    message = str(caught.value)
+    assert "Face detection needs face-alignment's weights" in message and "<urlopen error" in message
+    assert "set crop_faces=False" in message and "&lt;" not in message and "untick" not in message
 
 
 def test_results_folders_cannot_be_listed(app_demo, app_url, media):
@@ -237,22 +267,16 @@ def test_results_folders_cannot_be_listed(app_demo, app_url, media):
 
 
 def test_uploads_over_the_size_limit_are_refused(tiny_files, media, tmp_path):
-    import app
+    from benchmarks.serve import app_in_process
 
     photo, clip = media
     big = tmp_path / "big.mp4"
     big.write_bytes(clip.read_bytes() + bytes(300_000))
-    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]), "--device", "cpu",
-                           "--max-upload-mb", "0.2"])
-    args.port = None
-    demo = app.build_demo(args)
-    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
-    try:
+    with app_in_process(["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--device", "cpu",
+                         "--max-upload-mb", "0.2"]) as demo:
         assert upload(demo.local_url, photo).status_code == 200
         answer = upload(demo.local_url, big)
         assert answer.status_code == 413, answer.status_code
-    finally:
-        demo.close()
 
 
 def long_clip(tmp_path, frames=300):

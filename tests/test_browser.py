@@ -89,16 +89,11 @@ def test_upscaling_choice_follows_paste_back(page):
 @pytest.fixture(scope="module")
 def two_family_url(tiny_files, tiny_tps_files, face_weights):
     """The demo serving a FOMM and a TPSMM checkpoint from local files."""
-    import app
+    from benchmarks.serve import app_in_process
 
-    args = app.parse_args(["--config", str(tiny_files[0]), "--checkpoint", str(tiny_files[1]),
-                           "--config", str(tiny_tps_files[0]), "--checkpoint", str(tiny_tps_files[1]),
-                           "--device", "cpu"])
-    args.port = None
-    demo = app.build_demo(args)
-    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
+    with app_in_process(["--config", tiny_files[0], "--checkpoint", tiny_files[1], "--config", tiny_tps_files[0],
+                         "--checkpoint", tiny_tps_files[1], "--device", "cpu"]) as demo:
+        yield demo.local_url
 
 
 def test_pick_a_tpsmm_model_and_get_a_video(two_family_url):
@@ -160,6 +155,21 @@ LAYOUT_PROBLEMS = """() => {
 }"""
 
 
+# The Live tab's toggles, the same way.
+LIVE_LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const vw = document.documentElement.clientWidth;
+  for (const box of document.querySelectorAll('#live-toggles label')) {
+    const text = box.querySelector('span');
+    if (!text || box.offsetParent === null) continue;
+    const r = text.getBoundingClientRect();
+    if (r.width < 20 || text.scrollWidth > text.clientWidth + 1 || r.right > vw + 1 || r.height > 3 * 24)
+      problems.push('toggle label cut: ' + text.textContent);
+  }
+  return problems;
+}"""
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_nothing_is_cut_at_desktop_and_phone_widths(app_url, width):
     with browser_page(app_url, width=width, height=900) as page:
@@ -167,6 +177,37 @@ def test_nothing_is_cut_at_desktop_and_phone_widths(app_url, width):
         upload_both(page)
         page.wait_for_timeout(500)
         assert page.evaluate(LAYOUT_PROBLEMS) == []
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-start").wait_for(timeout=30_000)
+        assert page.locator("#live-toggles label").count() == 4
+        assert page.evaluate(LIVE_LAYOUT_PROBLEMS) == []
+
+
+def test_stop_says_the_run_was_stopped_and_its_files_deleted(app_demo, app_url, tmp_path):
+    import numpy as np
+
+    from tests.conftest import write_video
+
+    rng = np.random.default_rng(3)
+    long = write_video(tmp_path / "long.mp4", (rng.random((400, 64, 80, 3)) * 255).astype(np.uint8))
+    before = set(app_demo.fomm_runs.root.glob("run-*"))
+    with browser_page(app_url) as page:
+        page.locator("#source input[type=file]").set_input_files(str(EXAMPLES / "face.png"))
+        page.locator("#driving input[type=file]").set_input_files(str(long))
+        page.locator("#source img").wait_for(timeout=30_000)
+        page.locator("#driving video").wait_for(timeout=30_000)
+        page.get_by_label("Crop faces").uncheck()
+        page.locator("#animate").click()
+        page.wait_for_function("() => document.querySelector('#status textarea').value.includes('Animating')",
+                               timeout=120_000)
+        page.locator("#stop").click()
+        page.wait_for_function("() => document.querySelector('#status textarea').value.startsWith('Stopped')",
+                               timeout=30_000)
+        assert page.locator("#status textarea").input_value() == "Stopped; its files were deleted."
+    deadline = __import__("time").monotonic() + 10
+    while set(app_demo.fomm_runs.root.glob("run-*")) != before:
+        assert __import__("time").monotonic() < deadline, "the stopped run's folder is still there"
+        __import__("time").sleep(0.2)
 
 
 def test_an_error_is_shown_whole_as_plain_text_with_advice_for_the_page(tiny_files, tmp_path):
@@ -185,6 +226,12 @@ def test_an_error_is_shown_whole_as_plain_text_with_advice_for_the_page(tiny_fil
         assert "Face detection needs face-alignment's weights" in text
         assert "<urlopen error" in text  # shown as text, not swallowed as an HTML tag
         assert "--no-crop" not in text
+        # Long after the toast has gone, the status still says it, and no output is left.
+        page.wait_for_timeout(30_000)
+        status = page.locator("#status textarea").input_value()
+        assert status.startswith("Failed: Face detection needs face-alignment's weights"), status
+        assert "untick Crop faces" in status and "<urlopen error" in status
+        assert page.locator("#result video").count() == 0
 
 
 def test_a_restart_with_another_model_recomputes_the_example(tiny_files, tiny_tps_files, tmp_path):
@@ -337,8 +384,10 @@ def test_two_live_pages_keep_their_own_photos(app_url, tmp_path):
     clip = camera_clip(tmp_path / "camera.y4m", moving=True)
     with camera_browser(clip) as browser:
         pages = []
-        for name, rgb in (("red", (220, 40, 40)), ("blue", (40, 40, 220))):
-            page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+        for n, (name, rgb) in enumerate((("red", (220, 40, 40)), ("blue", (40, 40, 220)))):
+            # Two visitors (a visitor holds one stream): the address a trusted proxy names.
+            page = browser.new_context(viewport={"width": 1280, "height": 1100},
+                                       extra_http_headers={"X-Forwarded-For": f"10.0.0.{n + 1}"}).new_page()
             page.goto(app_url)
             start_live(page, coloured_photo(tmp_path / f"{name}.png", rgb))
             pages.append(page)

@@ -1,5 +1,6 @@
 """Steady keypoints: the One-Euro filter, and output jitter with noisy keypoints."""
 
+import contextlib
 import numpy as np
 import torch
 
@@ -28,18 +29,28 @@ def jitter(frames):
     return float(np.abs(np.diff(frames, axis=0)).mean())
 
 
-def test_smoothing_halves_output_jitter(tiny_model, monkeypatch):
+@contextlib.contextmanager
+def noisy_detector(model, sigma):
+    """``model``'s keypoint detector wrapped in :class:`NoisyKeypoints` for the block,
+    then put back. (Assigned as a submodule: torch keeps those in ``_modules``, which
+    pytest's monkeypatch can't restore.)"""
+    original = model.networks.kp_detector
+    model.networks.kp_detector = NoisyKeypoints(original, sigma)
+    try:
+        yield
+    finally:
+        model.networks.kp_detector = original
+
+
+def test_smoothing_halves_output_jitter(tiny_model):
     rng = np.random.default_rng(0)
     source = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
     driving = np.repeat((rng.random((1, 64, 64, 3)) * 255).astype(np.uint8), 40, axis=0)  # a still clip
 
     def run(smoothing):
-        monkeypatch.setattr(tiny_model.networks, "kp_detector", NoisyKeypoints(tiny_model.networks.kp_detector, 0.03))
-        try:
+        with noisy_detector(tiny_model, 0.03):
             return tiny_model.animate(source, driving, relative=False, adapt_scale=False, batch_size=4,
                                       smoothing=smoothing)
-        finally:
-            monkeypatch.undo()
 
     raw, steady = jitter(run(0.0)), jitter(run(0.7))
     assert raw > 0
