@@ -64,9 +64,12 @@ QUEUE_SIZE = 32      # requests waiting, from all visitors
 LIVE_FRAME_PIXELS = 4_000_000  # a camera frame sent to the Live tab
 log = logging.getLogger("fomm-space")
 # The toggles wrap onto more lines on narrow screens instead of squeezing their labels.
+# Gradio's time badge on the streamed picture would cover its "AI-generated" mark (the
+# status line below says the time a frame).
 CSS = """
 #toggles .form, #live-toggles .form { flex-direction: row; flex-wrap: wrap; }
 #toggles .form > *, #live-toggles .form > * { flex: 1 1 170px !important; min-width: 170px !important; }
+#live-out .progress-text { display: none !important; }
 """
 CONSENT = ("Only animate people who agreed to it, and never to deceive, harass or impersonate. "
            "Videos are marked *AI-generated* unless you switch the mark off; keep it when you share them.")
@@ -478,6 +481,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                   info="the driving pose on the photo's identity, instead of relative motion")
             with gr.Accordion("Advanced", open=False):
                 crop_scale = gr.Slider(1.0, 4.0, value=DEFAULTS.crop_scale, step=0.1, label="Crop scale",
+                                       elem_id="crop-scale",
                                        info="crop side / face box side; larger keeps more hair and shoulders")
                 max_seconds = gr.Slider(1, 300, value=DEFAULTS.max_seconds, step=1, label="Max seconds",
                                         info=f"longer driving videos are cut here, and after {args.max_frames} "

@@ -80,7 +80,8 @@ def flood(url: str, media: dict[str, Path], visitors: int, count: int) -> list[s
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(lambda _: join(http, url, data, uuid.uuid4().hex).status_code, range(count)))
     taken = codes.count(200)
-    print(f"flood from {FLOODER}: {count} sent at once, {taken} taken, {codes.count(429)} refused (429)")
+    print(f"flood from {FLOODER}: {count} sent at once, {taken} taken, {count - taken} refused "
+          f"(statuses {sorted(set(codes))})")
     if taken > 2:
         failures.append(f"the flood held {taken} jobs")
 

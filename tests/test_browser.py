@@ -86,6 +86,19 @@ def test_upscaling_choice_follows_paste_back(page):
                            timeout=10_000)
 
 
+def test_crop_settings_follow_crop_faces(page):
+    page.get_by_text("Advanced").click()
+    blazeface = page.locator("#face-detector input[value=blazeface]")
+    blazeface.wait_for(timeout=30_000)
+    assert blazeface.is_enabled()
+    page.get_by_label("Crop faces").uncheck()
+    page.wait_for_function("() => document.querySelector('#face-detector input[value=blazeface]').disabled"
+                           " && document.querySelector('#crop-scale input[type=range]').disabled", timeout=10_000)
+    page.get_by_label("Crop faces").check()
+    page.wait_for_function("() => !document.querySelector('#face-detector input[value=blazeface]').disabled",
+                           timeout=10_000)
+
+
 @pytest.fixture(scope="module")
 def two_family_url(tiny_files, tiny_tps_files, face_weights):
     """The demo serving a FOMM and a TPSMM checkpoint from local files."""
@@ -367,6 +380,9 @@ def test_live_follows_the_camera_and_reset_works(app_url, tmp_path, moving):
               f"{seen['count']} new pictures shown in {seen['seconds']:.1f} s, {seen['count'] / seen['seconds']:.1f} "
               f"pictures/s; status: {page.locator('#live-status textarea').input_value()}")
         assert served >= 10  # the server animates frame after frame
+        # Nothing of Gradio's covers the picture's corner, where its "AI-generated" mark is.
+        assert page.evaluate("() => [...document.querySelectorAll('#live-out .progress-text')]"
+                             ".every(e => e.offsetParent === null)")
         if moving:
             diffs = sorted(seen["diffs"])
             assert seen["count"] >= 10 and diffs[len(diffs) // 2] > 0.5, seen  # the output moves with the face
