@@ -724,8 +724,9 @@ def input_rule(component) -> "Callable":
     if isinstance(component, DrivingInput):
         return lambda value, gate: gate.file(value, image=False)
     if isinstance(component, gr.Image):
-        pixels = LIVE_FRAME_PIXELS if component.streaming else MAX_IMAGE_PIXELS
-        return lambda value, gate: gate.file(value, image=True, pixels=pixels)
+        # Gradio decodes a camera frame itself; a photo is read by the app, within its limits.
+        pixels, decoded = (LIVE_FRAME_PIXELS, True) if component.streaming else (MAX_IMAGE_PIXELS, False)
+        return lambda value, gate: gate.file(value, image=True, pixels=pixels, decoded=decoded)
     if isinstance(component, gr.Checkbox):
         return lambda value, gate: None if isinstance(value, bool) else f"{label} must be true or false."
     if isinstance(component, gr.Slider):

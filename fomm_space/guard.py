@@ -99,15 +99,16 @@ def clip(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from an image's header, nothing decoded; None if no image. An
-    image too large for Pillow to open at all counts as 2**31 pixels high."""
+def image_size(data: bytes | Path) -> tuple[int, int] | None:
+    """(height, width) from an image's header (its bytes, or a file), nothing decoded;
+    None if no image. An image too large for Pillow to open at all counts as 2**31
+    pixels high."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
         return 2 ** 31, 1
@@ -238,8 +239,10 @@ class Gate:
                     return position, why
         return None
 
-    def file(self, value: object, *, image: bool, pixels: int | None = None) -> str | None:
-        """The file gate for one file payload (a dict with ``path`` or ``url``)."""
+    def file(self, value: object, *, image: bool, pixels: int | None = None, decoded: bool = False) -> str | None:
+        """The file gate for one file payload (a dict with ``path`` or ``url``). An
+        ``image`` may come inline, within ``pixels``; one that the app's framework
+        decodes whole (``decoded``: a camera frame) is held to ``pixels`` as a file too."""
         if value is None:
             return None
         if not isinstance(value, dict):
@@ -257,6 +260,8 @@ class Gate:
             return "Links are not taken; download the file and upload it."
         if not self.owns(self.visitor, path):
             return "Only files you uploaded can be used; upload the file again."
+        if decoded:
+            return self.pixels(Path(path), pixels or self.limits.inline_pixels)
         return None
 
     def inline(self, url: str, pixels: int) -> str | None:
@@ -272,9 +277,15 @@ class Gate:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             return "The image inside the request is not valid base64."
-        size = image_size(data)
+        return self.pixels(data, pixels)
+
+    @staticmethod
+    def pixels(image: bytes | Path, pixels: int) -> str | None:
+        """The message refusing an image (its bytes or a file) of more than ``pixels``,
+        told from its header, or that is no image; None if it passes."""
+        size = image_size(image)
         if size is None:
-            return "The image inside the request can't be read; use a PNG or JPEG."
+            return "The image can't be read; use a PNG or JPEG."
         if size[0] * size[1] > pixels:
             return (f"The image has {size[0] * size[1] / 1e6:.0f} megapixels; the limit is {pixels / 1e6:g}. "
                     "Scale it down and try again.")

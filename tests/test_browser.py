@@ -73,30 +73,20 @@ def test_clicking_an_example_animates_it(page):
     assert page.locator("#source img").count() == 1  # the example photo was filled in
 
 
-def test_upscaling_choice_follows_paste_back(page):
+@pytest.mark.parametrize("toggle, settings", [
+    ("#paste-back input[type=checkbox]", "#upscale input[value=lanczos]"),
+    ("#toggles label:has-text('Crop faces') input", "#face-detector input[value=blazeface], #crop-scale input[type=range]"),
+], ids=["upscaling follows paste-back", "crop settings follow crop faces"])
+def test_settings_are_active_only_with_their_toggle(page, toggle, settings):
+    disabled = "(q) => [...document.querySelectorAll(q)].every(e => e.disabled)"
+    enabled = "(q) => [...document.querySelectorAll(q)].every(e => !e.disabled)"
     page.get_by_text("Advanced").click()
-    lanczos = page.locator("#upscale input[value=lanczos]")
-    lanczos.wait_for(timeout=30_000)
-    assert lanczos.is_enabled()
-    page.locator("#paste-back input[type=checkbox]").uncheck()
-    page.wait_for_function("() => document.querySelector('#upscale input[value=lanczos]').disabled",
-                           timeout=10_000)
-    page.locator("#paste-back input[type=checkbox]").check()
-    page.wait_for_function("() => !document.querySelector('#upscale input[value=lanczos]').disabled",
-                           timeout=10_000)
-
-
-def test_crop_settings_follow_crop_faces(page):
-    page.get_by_text("Advanced").click()
-    blazeface = page.locator("#face-detector input[value=blazeface]")
-    blazeface.wait_for(timeout=30_000)
-    assert blazeface.is_enabled()
-    page.get_by_label("Crop faces").uncheck()
-    page.wait_for_function("() => document.querySelector('#face-detector input[value=blazeface]').disabled"
-                           " && document.querySelector('#crop-scale input[type=range]').disabled", timeout=10_000)
-    page.get_by_label("Crop faces").check()
-    page.wait_for_function("() => !document.querySelector('#face-detector input[value=blazeface]').disabled",
-                           timeout=10_000)
+    page.locator(settings).first.wait_for(timeout=30_000)
+    assert page.evaluate(enabled, settings)
+    page.locator(toggle).uncheck()
+    page.wait_for_function(disabled, arg=settings, timeout=10_000)
+    page.locator(toggle).check()
+    page.wait_for_function(enabled, arg=settings, timeout=10_000)
 
 
 @pytest.fixture(scope="module")

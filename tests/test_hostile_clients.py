@@ -243,7 +243,7 @@ def rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
-def test_inline_images_are_held_to_the_limits_before_they_are_decoded(guarded, clip):
+def test_inline_images_are_held_to_the_limits_before_they_are_decoded(guarded, clip, tmp_path):
     url, animate = guarded.local_url, index_of(guarded, "animate")
     idle = rss_mb()
     with visitor(10) as mallory:
@@ -259,6 +259,10 @@ def test_inline_images_are_held_to_the_limits_before_they_are_decoded(guarded, c
         small = {"path": "x.png", "url": frame_url(96, 128)}
         done = run(mallory, url, animate, animate_data(small, driving))
         assert done["success"], done
+        bomb = tmp_path / "bomb.png"  # uploaded, then sent as a camera frame (which Gradio decodes)
+        bomb.write_bytes(png_bytes(3000, 2000))
+        frame = file(upload(mallory, url, bomb))
+        refused(join(mallory, url, index_of(guarded, "step"), [frame, None]), "6 megapixels; the limit is 4")
     assert rss_mb() - idle < 200
 
 
