@@ -125,6 +125,8 @@ class Run:
                  workers: concurrent.futures.ThreadPoolExecutor):
         self._stop = threading.Event()
         self._stopped_at = 0.0
+        self.finished = threading.Event()  # the work has ended (its files removed if it failed)
+        self.ended = threading.Event()     # the request showing it has ended (set by the request)
         self._updates: queue.SimpleQueue = queue.SimpleQueue()
         self._outcome: dict[str, object] = {}
         workers.submit(self._main, work)  # pooled threads: memory stays flat over many runs
@@ -142,6 +144,7 @@ class Run:
         except BaseException as e:  # handed to the request, which raises it
             self._outcome["error"] = e
         finally:
+            self.finished.set()
             self._updates.put(None)
 
     def updates(self) -> Iterator[tuple[str | None, int, int | None]]:
@@ -162,6 +165,10 @@ class Run:
         if "error" in self._outcome:
             raise self._outcome["error"]  # type: ignore[misc]
         return self._outcome["value"]
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         if not self._stop.is_set():
@@ -278,30 +285,31 @@ class Outputs:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class DrivingInput(gr.Video):
+# Input components whose preprocess is ours: set on the instance, not in a subclass (Gradio
+# writes a .pyi file beside the module of every component subclass).
+
+def driving_input(**kwargs) -> gr.Video:
     """``gr.Video`` that hands over the uploaded file untouched: Gradio's own preprocess
-    would run ffmpeg on it to convert it; we read it ourselves (see ``fomm_space.video``).
+    would run ffmpeg on it to convert it; we read it ourselves (``fomm_space.video``).
     The guard has already checked that the visitor uploaded it."""
-
-    is_template = True  # rendered by gr.Video's frontend
-
-    def preprocess(self, payload):
-        return None if payload is None else payload.path
+    video = gr.Video(**kwargs)
+    video.preprocess = lambda payload: None if payload is None else payload.path
+    return video
 
 
-class PhotoInput(gr.Image):
-    """``gr.Image`` that hands over the file untouched (we read it ourselves, EXIF,
-    16-bit and size limits included) and turns a file that is no image into a clear
-    message instead of a server error. The guard has already checked the file (the
-    visitor's upload) or the inline image (its bytes and pixels)."""
+def photo_input(**kwargs) -> gr.Image:
+    """``gr.Image`` that hands over the file untouched (we read it ourselves, EXIF, 16-bit
+    and size limits included: Gradio only opens its header) and turns a file that is no
+    image into a clear message instead of a server error. The guard has already checked
+    the file (the visitor's upload) or the inline image (its bytes and pixels)."""
+    photo = gr.Image(type="filepath", image_mode=None, **kwargs)
+    gradios = photo.preprocess
 
-    is_template = True  # rendered by gr.Image's frontend; construct with type="filepath", image_mode=None
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         from PIL import Image
 
         try:
-            return super().preprocess(payload)
+            return gradios(payload)
         except Image.DecompressionBombError as e:
             raise refuse(f"The source photo has far more pixels than the limit of {MAX_IMAGE_PIXELS // 1_000_000} "
                          "megapixels. Scale it down and try again.") from e
@@ -309,18 +317,8 @@ class PhotoInput(gr.Image):
             name = for_visitor(getattr(payload, "orig_name", None) or "The source")
             raise refuse(f"{name} is not an image that can be read; use a PNG or JPEG photo.") from e
 
-
-class ModelChoice(gr.Dropdown):
-    """``gr.Dropdown`` of model names that refuses an unknown name with our message
-    (one log line, the names it takes), not a traceback."""
-
-    is_template = True  # rendered by gr.Dropdown's frontend
-
-    def preprocess(self, payload):
-        names = [value for _, value in self.choices]
-        if payload is not None and payload not in names:
-            raise refuse(f"There is no model {clip(payload)} here; choose one of: {', '.join(map(str, names))}.")
-        return super().preprocess(payload)
+    photo.preprocess = preprocess
+    return photo
 
 
 @contextlib.contextmanager
@@ -419,7 +417,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                                    smoothing=smoothing, upscale=upscale, avd=avd, face_detector=face_detector)
         run = Run(lambda report: start_run(source, driving, model, options, report), workers)
         session = request.session_hash if request is not None else None
-        running.add(session)
+        running[session] = run
         try:
             for stage, done, total in run.updates():
                 if stage is None:  # nothing new: give Gradio the chance to stop us
@@ -428,21 +426,19 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 desc = describe(stage, done, total, model)
                 progress(min(1.0, done / total) if total else None, desc=desc)
                 yield gr.skip(), gr.skip(), desc
+            if run.stopped:
+                return  # Stop's own event says so, once this generator has ended
             report = run.result()
         except FommError as e:
-            running.discard(session)
             raise refuse_error(e, request) from e
-        except GeneratorExit:
-            raise  # stopped (Stop, a closed page): Stop's own event reports it
-        except BaseException:
-            running.discard(session)
-            raise
         finally:
+            if running.get(session) is run and not run.stopped:  # ended by itself, or the page went
+                running.pop(session, None)
             run.stop()
-        running.discard(session)
+            run.ended.set()
         yield str(report.output), str(report.overlay), report.summary()
 
-    running: set[str | None] = set()  # page sessions with a run going (Stop reports on these)
+    running: dict[str | None, Run] = {}  # page session -> its run (Stop reports on it)
 
     def failed(request: gr.Request):
         """After a failed run: the outputs cleared, the message kept in the status."""
@@ -450,10 +446,14 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         return None, None, f"Failed: {message}" if message else "Failed."
 
     def stopped(request: gr.Request):
-        """After Stop: what became of the run, if there was one."""
-        if request.session_hash not in running:
+        """After Stop: once the run has ended and its files are gone, says so (after the
+        run's last progress line, which would otherwise cover it)."""
+        run = running.pop(request.session_hash, None)
+        if run is None:
             return gr.skip(), gr.skip(), gr.skip()
-        running.discard(request.session_hash)
+        run.stop()
+        run.finished.wait(10)
+        run.ended.wait(10)
         return None, None, "Stopped; its files were deleted."
 
     with gr.Blocks(title="First Order Motion Model") as demo:
@@ -465,10 +465,10 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                     f"keypoints.\n\n**{CONSENT}**")
         with gr.Tab("Animate a video", id="video"):
             with gr.Row():
-                source = PhotoInput(type="filepath", image_mode=None, label="Source photo", height=360,
-                                    sources=["upload", "webcam", "clipboard"], elem_id="source")
-                driving = DrivingInput(label="Driving video", sources=["upload", "webcam"], elem_id="driving")
-            model = ModelChoice(choices, value=default_model, label="Model", elem_id="model")
+                source = photo_input(label="Source photo", height=360, sources=["upload", "webcam", "clipboard"],
+                                     elem_id="source")
+                driving = driving_input(label="Driving video", sources=["upload", "webcam"], elem_id="driving")
+            model = gr.Dropdown(choices, value=default_model, label="Model", elem_id="model")
             with gr.Row(elem_id="toggles"):  # wraps on narrow screens; each toggle keeps its label
                 relative = gr.Checkbox(value=DEFAULTS.relative, label="Relative motion")
                 adapt_scale = gr.Checkbox(value=DEFAULTS.adapt_scale, label="Adapt movement scale")
@@ -558,13 +558,12 @@ def live_ui(models: Models, choices: list, default_model: str) -> None:
                 "to pick the closest frame of the next second. **Reset reference** takes the next frame. "
                 "When the server is behind, frames are dropped, never queued.")
     with gr.Row():
-        photo = PhotoInput(type="filepath", image_mode=None, label="Photo", height=300,
-                           sources=["upload", "clipboard"], elem_id="live-photo")
+        photo = photo_input(label="Photo", height=300, sources=["upload", "clipboard"], elem_id="live-photo")
         camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", height=300,
                           elem_id="live-camera")
         shown = gr.Image(label="Animated", type="numpy", interactive=False, height=300, format="jpeg",
                          elem_id="live-out")
-    model = ModelChoice(choices, value=default_model, label="Model", elem_id="live-model")
+    model = gr.Dropdown(choices, value=default_model, label="Model", elem_id="live-model")
     with gr.Row(elem_id="live-toggles"):
         relative = gr.Checkbox(value=LIVE_DEFAULTS.relative, label="Relative motion")
         adapt_scale = gr.Checkbox(value=LIVE_DEFAULTS.adapt_scale, label="Adapt movement scale")
@@ -721,7 +720,7 @@ def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
 def input_rule(component) -> "Callable":
     """The guard's rule for one input component's value: what the page could send."""
     label = component.label or type(component).__name__
-    if isinstance(component, DrivingInput):
+    if isinstance(component, gr.Video):
         return lambda value, gate: gate.file(value, image=False)
     if isinstance(component, gr.Image):
         # Gradio decodes a camera frame itself; a photo is read by the app, within its limits.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from .device import PRECISIONS
@@ -60,8 +61,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m fomm_space",
-                                     description="First Order Motion Model: animate a photo by a video.")
+    # As it was called: the installed `fomm-space` command, or `python -m fomm_space`.
+    called = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    prog = called if called and called not in ("__main__.py", "-c") else "python -m fomm_space"
+    parser = _Parser(prog=prog, description="First Order Motion Model: animate a photo by a video.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     animate = sub.add_parser("animate", help="animate a photo by a driving video")

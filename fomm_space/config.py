@@ -17,7 +17,10 @@ import yaml
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+# The published models' configs: inside the package where it is installed (a wheel),
+# else the checkout's config/ (the Space, a clone).
+_PACKAGED = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "config"
 # Bounds for the integer model parameters: far above every published model, low
 # enough that a mistyped number fails here instead of allocating terabytes.
 MAX_FEATURES = 4096

@@ -18,12 +18,14 @@ def pytest_configure(config):
     """Every temporary file of the session in one folder of its own, removed at the end:
     Python's and subprocesses' (``TMPDIR``: ffmpeg, Chromium), Gradio's uploads and
     results (``GRADIO_TEMP_DIR``, read process-wide, so apps served side by side share
-    it) and gradio_client's downloads (it reads the variable when imported, below)."""
+    it), its cached examples, and gradio_client's downloads (it reads the variable when
+    imported, after this)."""
     system = tempfile.gettempdir()
     ours = tempfile.mkdtemp(prefix="fomm-space-tests-")
     config.stash[_TEMP] = (system, set(os.listdir(system)), ours)
     os.environ["TMPDIR"] = tempfile.tempdir = ours
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(ours, "gradio")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = os.path.join(ours, "examples")
 
 
 @pytest.hookimpl(trylast=True)

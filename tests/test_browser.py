@@ -244,7 +244,8 @@ def test_a_restart_with_another_model_recomputes_the_example(tiny_files, tiny_tp
 
     videos = []
     for config, checkpoint in (tiny_files, tiny_tps_files):
-        with served_app(["--config", config, "--checkpoint", checkpoint], tmp_path) as url, \
+        with served_app(["--config", config, "--checkpoint", checkpoint], tmp_path,
+                        {"GRADIO_EXAMPLES_CACHE": str(tmp_path / "examples")}) as url, \
                 browser_page(url) as page:
             page.get_by_text("Drawn face, nodding").click()
             page.wait_for_function("() => { const v = document.querySelector('#result video');"
@@ -253,7 +254,7 @@ def test_a_restart_with_another_model_recomputes_the_example(tiny_files, tiny_tp
             with urllib.request.urlopen(src, timeout=30) as answer:
                 videos.append(answer.read())
     assert videos[0] != videos[1]
-    assert len([p for p in (tmp_path / ".gradio" / "cached_examples").iterdir() if p.is_dir()]) == 2
+    assert len([p for p in (tmp_path / "examples").iterdir() if p.is_dir()]) == 2
 
 
 # --- Live: the webcam, from a fake camera fed by a synthetic clip ---------------------------
