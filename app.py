@@ -47,7 +47,7 @@ from pathlib import Path
 import gradio as gr
 
 import fomm_space
-from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, AnimationOptions, FommError, ModelConfig, load_model
+from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, AnimationOptions, FommError, load_model, read_config
 from fomm_space.faces import DETECTORS
 from fomm_space.guard import Endpoint, Gate, Guard, Limits, clip, paths_in
 from fomm_space.frames import MAX_IMAGE_PIXELS, read_image
@@ -355,7 +355,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         families, choices = {}, []
         for config, checkpoint in zip(args.config, args.checkpoint):
             try:
-                family = ModelConfig.from_yaml(config).family
+                family = read_config(config).family
             except FommError as e:
                 raise SystemExit(f"error: {e}") from e
             name = Path(checkpoint).name
@@ -586,7 +586,7 @@ def live_ui(models: Models, choices: list, default_model: str) -> None:
         options = dataclasses.replace(LIVE_DEFAULTS, relative=relative, adapt_scale=adapt_scale, crop=crop_faces,
                                       paste_back=paste_back, smoothing=smoothing)
         try:
-            live = models.get(name).live(read_image(photo_path), options)
+            live = fomm_space.LiveSession(models.get(name), read_image(photo_path), options)
         except FommError as e:
             raise refuse_error(e, request) from e
         return live, f"Ready ({name}): turn the camera on."

@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.families import read_config  # noqa: E402
 from fomm_space.model import DEFAULT_BATCH, FommModel  # noqa: E402
 
 
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--request", action="store_true", help="also time the whole request (files in and out)")
     args = parser.parse_args()
 
-    config = ModelConfig.from_yaml(args.config)
+    config = read_config(args.config)
     networks = random_model(config)
     dev = FommModel(networks, config, device=args.device, precision="fp32").device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)

@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import random_model, smooth_noise  # noqa: E402
 
-from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.config import CONFIG_DIR  # noqa: E402
+from fomm_space.families import read_config  # noqa: E402
 from fomm_space.crop import Box  # noqa: E402
+from fomm_space.live import LiveSession  # noqa: E402
 from fomm_space.model import AnimationModel  # noqa: E402
 from fomm_space.options import LIVE_DEFAULTS  # noqa: E402
 
@@ -65,7 +67,7 @@ def main() -> None:
     parser.add_argument("--crop", action="store_true", help="follow the camera face (S3FD, random weights)")
     args = parser.parse_args()
     width, height = map(int, args.camera.split("x"))
-    config = ModelConfig.from_yaml(args.config)
+    config = read_config(args.config)
     model = AnimationModel(random_model(config), config, device=args.device, precision=args.precision)
     rng = np.random.default_rng(0)
     photo = photo_1280x960(rng)
@@ -76,7 +78,7 @@ def main() -> None:
 
         detector = FixedWhereNone(random_face_detector(args.device, precision=face_precision(model.dtype)))
     options = dataclasses.replace(LIVE_DEFAULTS, crop=args.crop, paste_back=args.paste_back)
-    live = model.live(photo, options, detector=detector)
+    live = LiveSession(model, photo, options, detector=detector)
     for frame in camera[:5]:  # warm-up
         live.push(frame)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)

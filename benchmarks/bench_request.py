@@ -41,7 +41,8 @@ from bench_engine import random_model  # noqa: E402
 from bench_live import FixedWhereNone, photo_1280x960, random_face_detector  # noqa: E402
 
 from fomm_space import DEFAULTS  # noqa: E402
-from fomm_space.config import CONFIG_DIR, ModelConfig  # noqa: E402
+from fomm_space.config import CONFIG_DIR  # noqa: E402
+from fomm_space.families import read_config  # noqa: E402
 from fomm_space.crop import center_box, stable_box  # noqa: E402
 from fomm_space.frames import to_uint8  # noqa: E402
 from fomm_space.model import AnimationModel  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photo_path, clip = make_inputs(tmp, args.seconds)
-        config = ModelConfig.from_yaml(CONFIG_DIR / "vox-256.yaml")
+        config = read_config(CONFIG_DIR / "vox-256.yaml")
         networks = random_model(config)
         model = timed("model load", AnimationModel, networks, config, device=args.device, precision=args.precision)
         detector = FixedWhereNone(random_face_detector(args.device, options.face_detector,

@@ -46,6 +46,7 @@ from benchmarks.bench_request import make_inputs  # noqa: E402
 import fomm_space  # noqa: E402
 from fomm_space import AnimationModel, AnimationOptions, ModelConfig  # noqa: E402
 from fomm_space.config import CONFIG_DIR  # noqa: E402
+from fomm_space.families import read_config  # noqa: E402
 
 FOMM_CASES = {"tiny-vox": False, "tiny-mgif": False, "tiny-vox-aligned": True}  # name -> align_corners
 TPSMM_CASES = ("tiny-tps-vox", "tiny-tps-mgif")
@@ -127,9 +128,9 @@ def engine_config(check: Check, family: str) -> tuple[str, ModelConfig]:
     run the tiny test model."""
     if check.dry_run:
         folder = PARITY / "tiny-vox" if family == "fomm" else TPSMM_PARITY / "tiny-tps-vox"
-        return folder.name, ModelConfig.from_yaml(folder / "config.yaml")
+        return folder.name, read_config(folder / "config.yaml")
     name = "vox-256" if family == "fomm" else "tps-vox-256"
-    return name, ModelConfig.from_yaml(CONFIG_DIR / f"{name}.yaml")
+    return name, read_config(CONFIG_DIR / f"{name}.yaml")
 
 
 def engine(check: Check) -> None:
@@ -192,7 +193,7 @@ def live(check: Check) -> None:
     rng = np.random.default_rng(0)
     camera = (smooth_noise(rng, 5 if check.dry_run else 60, 640) * 255).astype(np.uint8)[:, :480]
     options = dataclasses.replace(fomm_space.LIVE_DEFAULTS, crop=False, paste_back=True)
-    session = model.live(photo_1280x960(rng), options)
+    session = fomm_space.LiveSession(model, photo_1280x960(rng), options)
     for frame in camera[:3]:
         session.push(frame)  # warm-up
     times = []

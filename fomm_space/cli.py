@@ -133,9 +133,9 @@ def _animate(args: argparse.Namespace) -> int:
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     if args.avd:  # before any download: the family is in the registry or the config
-        from .config import ModelConfig
+        from .families import read_config
 
-        family = ModelConfig.from_yaml(args.config).family if args.config else \
+        family = read_config(args.config).family if args.config else \
             MODELS[args.model or DEFAULT_MODEL].family
         if family != "tpsmm":
             return _fail(f"--avd needs a TPSMM model (tps-*); this one is {family.upper()}. Drop --avd.", 2)

@@ -1,8 +1,9 @@
 """Model configs: the published YAML files, parsed and checked.
 
 One config describes one model of one family: FOMM (``common_params.num_kp``) or
-TPSMM (``common_params.num_tps``). :meth:`ModelConfig.from_yaml` tells them apart and
-returns a :class:`~fomm_space.fomm.config.FommConfig` or a
+TPSMM (``common_params.num_tps``). This module holds what the families' configs share;
+:func:`fomm_space.families.read_config` tells the families apart and returns a
+:class:`~fomm_space.fomm.config.FommConfig` or a
 :class:`~fomm_space.tpsmm.config.TpsmmConfig`.
 """
 
@@ -93,8 +94,8 @@ def frame_shape_of(data: dict, source: str) -> tuple[int, int, int]:
 class ModelConfig:
     """The model part of a config (``model_params`` and ``frame_shape``) of either family.
 
-    Call :meth:`from_yaml` / :meth:`from_dict` on this class to read a config of any
-    family, or on a family's subclass to insist on that family.
+    A family's subclass reads configs of that family (:meth:`from_yaml`,
+    :meth:`from_dict`); :func:`fomm_space.families.read_config` reads one of any family.
     """
 
     frame_shape: tuple[int, int, int]
@@ -115,17 +116,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> "ModelConfig":
-        """Build from a parsed YAML document (the authors' layout)."""
-        if not isinstance(data, dict) or not isinstance(data.get("model_params"), dict):
-            raise ConfigError(f"{source} is not a FOMM or TPSMM config: it has no 'model_params' section.")
-        family = family_of(data)
-        if family is None:
-            raise ConfigError(f"{source}: 'model_params.common_params' names neither num_kp (FOMM) nor num_tps "
-                              "(TPSMM); use one of the published configs in config/ as a template.")
-        target = _family_class(family)
-        if cls is not ModelConfig and cls is not target:
+        """Build from a parsed YAML document (the authors' layout) of this class's family."""
+        if not cls.family:
+            raise TypeError("ModelConfig is the families' base: read a config of any family with "
+                            "fomm_space.read_config() or fomm_space.families.config_from_dict()")
+        family = check_family(data, source)
+        if family != cls.family:
             raise ConfigError(f"{source} is a {family.upper()} config, not a {cls.family.upper()} one.")
-        return target._parse(data, source)
+        return cls._parse(data, source)
 
     @classmethod
     def _parse(cls, data: dict, source: str) -> "ModelConfig":
@@ -133,20 +131,9 @@ class ModelConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ModelConfig":
-        """Read a config file; raises :class:`ConfigError` with the reason."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise ConfigError(f"Config file {path} does not exist; give the path of a YAML file "
-                              f"such as {CONFIG_DIR / 'vox-256.yaml'}.") from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"Config file {path} can't be read ({e}).") from e
-        try:
-            data = yaml.safe_load(text)
-        except Exception as e:  # any parser failure (YAMLError, RecursionError, ...) is a bad file
-            raise ConfigError(f"Config file {path} is not valid YAML ({type(e).__name__}).") from e
-        return cls.from_dict(data, source=str(path))
+        """Read a config file of this class's family; raises :class:`ConfigError` with
+        the reason."""
+        return cls.from_dict(read_yaml(path), source=str(path))
 
     def build(self, **kwargs: Any):
         """The randomly initialised networks of this model: a
@@ -154,12 +141,32 @@ class ModelConfig:
         raise NotImplementedError
 
 
-def _family_class(family: str) -> type[ModelConfig]:
-    if family == "tpsmm":
-        from .tpsmm.config import TpsmmConfig
-        return TpsmmConfig
-    from .fomm.config import FommConfig
-    return FommConfig
+def read_yaml(path: str | Path) -> Any:
+    """A config file's parsed YAML; :class:`ConfigError` where it can't be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"Config file {path} does not exist; give the path of a YAML file "
+                          f"such as {CONFIG_DIR / 'vox-256.yaml'}.") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Config file {path} can't be read ({e}).") from e
+    try:
+        return yaml.safe_load(text)
+    except Exception as e:  # any parser failure (YAMLError, RecursionError, ...) is a bad file
+        raise ConfigError(f"Config file {path} is not valid YAML ({type(e).__name__}).") from e
 
 
-__all__ = ["CONFIG_DIR", "ModelConfig", "family_of"]
+def check_family(data: Any, source: str) -> str:
+    """The family of a parsed config (``"fomm"`` or ``"tpsmm"``); :class:`ConfigError`
+    for a document that is no config of either."""
+    if not isinstance(data, dict) or not isinstance(data.get("model_params"), dict):
+        raise ConfigError(f"{source} is not a FOMM or TPSMM config: it has no 'model_params' section.")
+    family = family_of(data)
+    if family is None:
+        raise ConfigError(f"{source}: 'model_params.common_params' names neither num_kp (FOMM) nor num_tps "
+                          "(TPSMM); use one of the published configs in config/ as a template.")
+    return family
+
+
+__all__ = ["CONFIG_DIR", "ModelConfig", "check_family", "family_of", "read_yaml"]

@@ -24,9 +24,9 @@ from .faces import FaceDetector, face_detector, face_precision, normalize_landma
 from .frames import to_uint8
 from .model import AnimationModel
 from .motion import Keypoints, movement_scale
-from .options import LIVE_DEFAULTS, AnimationOptions
+from .options import LIVE_DEFAULTS, AnimationOptions, check_options
 from .compose.overlay import stamp_ai_mark
-from .pipeline import photo_crop, validate
+from .pipeline import photo_crop
 from .smoothing import KeypointSmoother
 
 REDETECT_EVERY = 30  # camera frames between two checks of where the face is
@@ -66,7 +66,7 @@ class LiveSession:
 
     def __init__(self, model: AnimationModel, photo: np.ndarray, options: AnimationOptions = LIVE_DEFAULTS, *,
                  detector: FaceDetector | None = None, fps: float = 25.0, redetect_every: int = REDETECT_EVERY):
-        validate(options)
+        check_options(options)
         model.check_avd(options.avd)
         if not (isinstance(photo, np.ndarray) and photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8):
             raise InputError("The photo must be an (H, W, 3) uint8 RGB array.")
@@ -127,9 +127,9 @@ class LiveSession:
                 kp = self._smoother(kp)
             self._watch_drift(kp)
             self._choose_reference(kp)
-            kp_new = model._transfer(self._prepared, kp, self._reference, relative=options.relative,
-                                     adapt_scale=options.adapt_scale, scale=self._scale, avd=options.avd)
-            out = model._generate(self._prepared, kp_new)
+            kp_new = model.transfer_keypoints(self._prepared, kp, self._reference, relative=options.relative,
+                                              adapt_scale=options.adapt_scale, scale=self._scale, avd=options.avd)
+            out = model.generate(self._prepared, kp_new)
             animated = to_uint8(out.permute(0, 2, 3, 1).float().cpu().numpy())[0]
             self.frames += 1
         shown = self._paste(animated) if self._paste is not None else animated

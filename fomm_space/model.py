@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from .checkpoint import LAYOUTS, load_state, read_checkpoint
 from .config import ModelConfig
+from .families import read_config
 from .device import cpu_workers, exact_fp32, select_device, select_dtype, worker_pool
 from .errors import InputError
 from .family import MotionFamily, no_avd_message
@@ -165,7 +166,10 @@ class AnimationModel:
         return PreparedSource(image, keypoints, state)
 
     @torch.inference_mode()
-    def _generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
+    def generate(self, source: PreparedSource, kp_driving: Keypoints) -> torch.Tensor:
+        """The frames of ``source`` moved to the keypoints ``kp_driving`` (from
+        :meth:`transfer_keypoints`): (B, 3, h, w) on the model's device, in [0, 1], at the
+        decoder's precision. The dense motion is computed in fp32 or the motion dtype."""
         with exact_fp32(self.device):
             with self._autocast(self.motion_dtype):
                 motion = self.networks.motion(source.state, source.keypoints, kp_driving)
@@ -173,8 +177,11 @@ class AnimationModel:
                 return self.networks.decode(source.state, motion)
 
     @torch.inference_mode()
-    def _transfer(self, source: PreparedSource, kp_driving: Keypoints, kp_initial: Keypoints, *,
-                  relative: bool, adapt_scale: bool, scale: float, avd: bool) -> Keypoints:
+    def transfer_keypoints(self, source: PreparedSource, kp_driving: Keypoints, kp_initial: Keypoints, *,
+                           relative: bool, adapt_scale: bool, scale: float, avd: bool) -> Keypoints:
+        """The keypoints ``source`` moves to: the driving motion since ``kp_initial`` (the
+        reference frame's keypoints) put on the source's (relative, scaled by ``scale``
+        where ``adapt_scale``), the driving keypoints themselves, or the AVD network's."""
         with exact_fp32(self.device):
             return self.networks.transfer(source.keypoints, kp_driving, kp_initial, relative=relative,
                                           adapt_scale=adapt_scale, scale=scale, avd=avd)
@@ -211,7 +218,7 @@ class AnimationModel:
                 finally:
                     progress["next"] += 1
                     turn.notify_all()
-            return kp_driving, kp_new, self._generate(prepared, kp_new)
+            return kp_driving, kp_new, self.generate(prepared, kp_new)
 
         pool = worker_pool(workers, "fomm-engine")
         running: collections.deque = collections.deque()
@@ -234,7 +241,7 @@ class AnimationModel:
                 turn.notify_all()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def stream(self, source: np.ndarray, driving: Iterable[np.ndarray], *,
+    def stream(self, source: np.ndarray | PreparedSource, driving: Iterable[np.ndarray], *,
                relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
                best_frame: int | None = DEFAULTS.best_frame, batch_size: int | None = DEFAULTS.batch_size,
                reference: np.ndarray | None = None, smoothing: float = DEFAULTS.smoothing,
@@ -242,7 +249,9 @@ class AnimationModel:
                ) -> Iterator[AnimationBatch]:
         """Animate lazily: driving frames are read and results yielded batch by batch.
 
-        Args: as :meth:`animate`; ``batch_size`` driving frames go through at once.
+        Args: as :meth:`animate`; ``source`` may be prepared already
+            (:meth:`prepare_source`: a caller that needs its keypoints too finds them
+            once); ``batch_size`` driving frames go through at once.
             With ``best_frame`` and a one-pass iterator, frames up to it are held in
             memory; a caller that can fetch that frame itself passes it as ``reference``.
             ``smoothing`` (0 = off, up to 1) filters the driving keypoints over time
@@ -252,7 +261,7 @@ class AnimationModel:
             :class:`AnimationBatch` in order, covering every driving frame once.
         """
         self.check_avd(avd)
-        prepared = self.prepare_source(source)
+        prepared = source if isinstance(source, PreparedSource) else self.prepare_source(source)
         if reference is not None:
             frames = driving
         else:
@@ -275,7 +284,7 @@ class AnimationModel:
                 kp_initial = {k: v[:1] for k, v in kp_driving.items()}
             if scale is None:
                 scale = movement_scale(prepared.keypoints, kp_initial) if relative and adapt_scale else 1.0
-            return kp_driving, self._transfer(prepared, kp_driving, kp_initial, relative=relative,
+            return kp_driving, self.transfer_keypoints(prepared, kp_driving, kp_initial, relative=relative,
                                               adapt_scale=adapt_scale, scale=scale, avd=avd)
 
         def batch(at: int, kp_driving: Keypoints, kp_new: Keypoints, out: torch.Tensor) -> AnimationBatch:
@@ -301,7 +310,7 @@ class AnimationModel:
                 state = smoother.snapshot() if smoother is not None else None
                 kp_driving, kp_new = steer(kp_found)
                 try:
-                    out = self._generate(prepared, kp_new)
+                    out = self.generate(prepared, kp_new)
                 except torch.OutOfMemoryError:
                     if size == 1:
                         raise
@@ -318,15 +327,6 @@ class AnimationModel:
                 pending = []
         if start == 0:
             raise InputError("The driving video has no frames.")
-
-    def live(self, photo: np.ndarray, options=None, **kwargs):
-        """A :class:`~fomm_space.live.LiveSession`: ``photo`` ((H, W, 3) uint8 RGB)
-        moved by camera frames pushed one at a time. ``options`` default to
-        ``LIVE_DEFAULTS``; ``kwargs``: ``detector``, ``fps``, ``redetect_every``."""
-        from .live import LiveSession
-        from .options import LIVE_DEFAULTS
-
-        return LiveSession(self, photo, options or LIVE_DEFAULTS, **kwargs)
 
     def animate(self, source: np.ndarray, driving: Iterable[np.ndarray] | np.ndarray, *,
                 relative: bool = DEFAULTS.relative, adapt_scale: bool = DEFAULTS.adapt_scale,
@@ -418,7 +418,7 @@ def load_model(name: str | None = None, *, config: str | Path | ModelConfig | No
         if name is None:
             raise InputError("A checkpoint needs its config: {give_config}.")
         config = get_spec(name).config_path
-    cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_yaml(config)
+    cfg = config if isinstance(config, ModelConfig) else read_config(config)
     select_dtype(precision, select_device(device))  # fail on a bad option before the slow part
     networks = cfg.build(align_corners=align_corners)
     state = read_checkpoint(checkpoint, family=cfg.family, sha256=sha256)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
+
+from .compose.paste import UPSCALERS
+from .errors import InputError
+from .faces import DETECTORS
+from .video import ENCODERS
 
 
 @dataclass(frozen=True)
@@ -69,3 +77,59 @@ DEFAULTS = AnimationOptions()
 LIVE_DEFAULTS = AnimationOptions(smoothing=0.5)
 """The defaults of a live (webcam) session: a camera's keypoints jitter more than a
 clip's, so they are smoothed by default."""
+
+
+_FLAGS = ("relative", "adapt_scale", "find_best_frame", "crop", "ai_mark", "paste_back", "avd")
+_NUMBERS = ("crop_scale", "max_seconds", "smoothing")
+_COUNTS = ("best_frame", "max_frames", "batch_size")
+
+
+def _check_kinds(options: AnimationOptions) -> None:
+    """InputError for an option of the wrong kind: flags only booleans, numbers finite,
+    counts whole numbers, names strings (what a hostile client might send instead)."""
+    for name in _FLAGS:
+        if not isinstance(getattr(options, name), (bool, np.bool_)):
+            raise InputError(f"{name} must be True or False, got {_shown(getattr(options, name))}.")
+    for name in _NUMBERS:
+        value = getattr(options, name)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+                or not math.isfinite(value):
+            raise InputError(f"{name} must be a finite number, got {_shown(value)}.")
+    for name in _COUNTS:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
+            raise InputError(f"{name} must be a whole number or None, got {_shown(value)}.")
+    for name in ("upscale", "face_detector", "encoder"):
+        if not isinstance(getattr(options, name), str):
+            raise InputError(f"{name} must be a name, got {_shown(getattr(options, name))}.")
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, clipped: a message never repeats a whole hostile input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_options(options: AnimationOptions) -> None:
+    """The one check of a request's options, at every public entry (files, live
+    sessions): :class:`~fomm_space.errors.InputError` for an option of the wrong kind
+    (what a hostile client might send) or out of its range."""
+    _check_kinds(options)
+    if options.best_frame is not None and options.best_frame < 0:
+        raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
+    if options.max_seconds <= 0:
+        raise InputError(f"max_seconds must be positive, got {options.max_seconds:g}.")
+    if options.max_frames is not None and options.max_frames < 1:
+        raise InputError(f"max_frames must be at least 1, got {options.max_frames}.")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {options.batch_size}.")
+    if options.upscale not in UPSCALERS:
+        raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {_shown(options.upscale)}.")
+    if not 0.0 <= options.smoothing <= 1.0:
+        raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
+    if options.face_detector not in DETECTORS:
+        raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {_shown(options.face_detector)}.")
+    if not 1.0 <= options.crop_scale <= 4.0:
+        raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
+    if options.encoder not in ENCODERS:
+        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {_shown(options.encoder)}.")

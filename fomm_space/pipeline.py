@@ -9,7 +9,6 @@ and never held in memory whole.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -22,17 +21,16 @@ import numpy as np
 from .crop import Box, CropWindow, FaceTrack, center_box, crop, detection_stride, face_square, largest, main_track, \
     sampled_detections, stable_box, track_faces
 from .compose import Composer, PasteBack, draw_keypoints
-from .compose.paste import UPSCALERS
 from .compose.tensor import TensorComposer
 from .device import select_device, select_dtype
 from .errors import InputError
-from .faces import DETECTORS, FaceDetector, each_at_once, face_detector, face_precision, landmark_workers, \
+from .faces import FaceDetector, each_at_once, face_detector, face_precision, landmark_workers, \
     normalize_landmarks, pose_distance
 from .frames import read_image, to_uint8, write_image
 from .model import AnimationModel
-from .options import DEFAULTS, AnimationOptions
+from .options import DEFAULTS, AnimationOptions, check_options
 from .overlap import WriteBehind, read_ahead
-from .video import ENCODERS, VideoInfo, VideoWriter, probe, read_frames, scaled_size, video_encoder
+from .video import VideoInfo, VideoWriter, probe, read_frames, scaled_size, video_encoder
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``; stages: "faces", "best frame", "animating"."""
@@ -99,60 +97,6 @@ def _frame_limits(info: VideoInfo, options: AnimationOptions) -> tuple[int, int 
         max_frames = min(max_frames, options.max_frames)
     truncated = info.frame_count is not None and info.frame_count > max_frames
     return max_frames, min(info.frame_count, max_frames) if info.frame_count else None, truncated
-
-
-_FLAGS = ("relative", "adapt_scale", "find_best_frame", "crop", "ai_mark", "paste_back", "avd")
-_NUMBERS = ("crop_scale", "max_seconds", "smoothing")
-_COUNTS = ("best_frame", "max_frames", "batch_size")
-
-
-def _kinds(options: AnimationOptions) -> None:
-    """InputError for an option of the wrong kind: flags only booleans, numbers finite,
-    counts whole numbers, names strings (what a hostile client might send instead)."""
-    for name in _FLAGS:
-        if not isinstance(getattr(options, name), (bool, np.bool_)):
-            raise InputError(f"{name} must be True or False, got {_shown(getattr(options, name))}.")
-    for name in _NUMBERS:
-        value = getattr(options, name)
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-                or not math.isfinite(value):
-            raise InputError(f"{name} must be a finite number, got {_shown(value)}.")
-    for name in _COUNTS:
-        value = getattr(options, name)
-        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
-            raise InputError(f"{name} must be a whole number or None, got {_shown(value)}.")
-    for name in ("upscale", "face_detector", "encoder"):
-        if not isinstance(getattr(options, name), str):
-            raise InputError(f"{name} must be a name, got {_shown(getattr(options, name))}.")
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """``repr(value)``, clipped: a message never repeats a whole hostile input."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def validate(options: AnimationOptions) -> None:
-    """InputError for an option of the wrong kind or out of its range."""
-    _kinds(options)
-    if options.best_frame is not None and options.best_frame < 0:
-        raise InputError(f"best_frame must be a frame index >= 0, got {options.best_frame}.")
-    if options.max_seconds <= 0:
-        raise InputError(f"max_seconds must be positive, got {options.max_seconds:g}.")
-    if options.max_frames is not None and options.max_frames < 1:
-        raise InputError(f"max_frames must be at least 1, got {options.max_frames}.")
-    if options.batch_size is not None and options.batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {options.batch_size}.")
-    if options.upscale not in UPSCALERS:
-        raise InputError(f"upscale must be one of {', '.join(UPSCALERS)}, got {_shown(options.upscale)}.")
-    if not 0.0 <= options.smoothing <= 1.0:
-        raise InputError(f"smoothing must be between 0 (off) and 1, got {options.smoothing:g}.")
-    if options.face_detector not in DETECTORS:
-        raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {_shown(options.face_detector)}.")
-    if not 1.0 <= options.crop_scale <= 4.0:
-        raise InputError(f"crop_scale must be between 1 and 4 (face box sizes), got {options.crop_scale:g}.")
-    if options.encoder not in ENCODERS:
-        raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {_shown(options.encoder)}.")
 
 
 def _check_folders(*paths: str | Path | None) -> None:
@@ -350,7 +294,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     """
     t0 = time.perf_counter()
     driving, output = Path(driving), Path(output)
-    validate(options)
+    check_options(options)
     if options.best_frame is not None and options.find_best_frame:
         raise InputError("Give either a best frame index or find_best_frame, not both.")
     model.check_avd(options.avd)
@@ -394,7 +338,8 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
     batch = model.batch_size(options.batch_size)
     reader = read_ahead(cropped_frames(driving, info, d_box, model.size, max_frames), 2 * batch)
     done = 0
-    source_kp = model.detect_keypoints([src])["value"][0].cpu().numpy() if overlay or preview else None
+    prepared = model.prepare_source(src)  # its keypoints once: for the engine and the overlay
+    source_kp = prepared.keypoints_array if overlay or preview else None
     composer = Composer(src, source_kp, paste, options.ai_mark)
     # Off the CPU, the paste-back and the mark are batched tensor ops where the frames are.
     on_device = TensorComposer(paste, options.ai_mark, model.device) \
@@ -416,7 +361,7 @@ def animate_files(model: AnimationModel, source: str | Path, driving: str | Path
                                    audio_seconds=max_frames / info.fps, encoder=encoder))
         if overlay is not None:
             writers.append(VideoWriter(Path(overlay), info.fps, encoder=encoder))
-        for out in model.stream(src, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
+        for out in model.stream(prepared, remember(reader), relative=options.relative, adapt_scale=options.adapt_scale,
                                 batch_size=batch, reference=reference, smoothing=options.smoothing,
                                 fps=info.fps, avd=options.avd, keep_on_device=on_device is not None):
             results = to_uint8(out.frames)
@@ -455,7 +400,7 @@ def crop_video_file(driving: str | Path, output: str | Path, *, size: tuple[int,
     square (``options.crop_scale``), resized to ``size`` (height, width), sound kept.
     """
     driving, output = Path(driving), Path(output)
-    validate(options)
+    check_options(options)
     _check_folders(output)
     info = probe(driving)
     max_frames, total, truncated = _frame_limits(info, options)

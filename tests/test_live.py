@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fomm_space import AnimationOptions, InputError
+from fomm_space import AnimationOptions, InputError, LiveSession
 from fomm_space.live import pose_distance
 
 PLAIN = AnimationOptions(crop=False, paste_back=False, ai_mark=False, smoothing=0.0)
@@ -17,7 +17,7 @@ def frames(n, seed=0, shape=(64, 64, 3)):
 
 def test_frames_in_frames_out_and_the_first_is_the_reference(tiny_model):
     photo = frames(1, seed=1, shape=(64, 64, 3))[0]
-    live = tiny_model.live(photo, PLAIN)
+    live = LiveSession(tiny_model, photo, PLAIN)
     outs = [live.push(f) for f in frames(5)]
     assert all(o.shape == (64, 64, 3) and o.dtype == np.uint8 for o in outs)
     assert live.reference_frame == 0 and live.frames == 5
@@ -28,7 +28,7 @@ def test_frames_in_frames_out_and_the_first_is_the_reference(tiny_model):
 
 
 def test_reset_takes_the_next_frame_as_reference(tiny_model):
-    live = tiny_model.live(frames(1, seed=1)[0], PLAIN)
+    live = LiveSession(tiny_model, frames(1, seed=1)[0], PLAIN)
     for f in frames(3):
         live.push(f)
     live.reset()
@@ -38,7 +38,7 @@ def test_reset_takes_the_next_frame_as_reference(tiny_model):
 
 def test_match_pose_picks_the_frame_closest_to_the_photo(tiny_model):
     photo = frames(1, seed=1, shape=(64, 64, 3))[0]
-    live = tiny_model.live(photo, PLAIN)
+    live = LiveSession(tiny_model, photo, PLAIN)
     live.push(frames(1, seed=9)[0])
     window = frames(6, seed=3)
     live.match_pose(len(window))
@@ -59,7 +59,7 @@ def red_patch_frame(x, y, size=24, shape=(120, 160)):
 
 def test_the_camera_face_is_followed_with_a_steady_square(tiny_model, colour_detector):
     options = AnimationOptions(crop=True, crop_scale=1.5, paste_back=False, ai_mark=False)
-    live = tiny_model.live(red_patch_frame(40, 40, shape=(96, 128)), options, detector=colour_detector,
+    live = LiveSession(tiny_model, red_patch_frame(40, 40, shape=(96, 128)), options, detector=colour_detector,
                            redetect_every=2)
     live.push(red_patch_frame(30, 40))
     first = live.box
@@ -77,7 +77,7 @@ def test_the_camera_face_is_followed_with_a_steady_square(tiny_model, colour_det
 
 def test_paste_back_gives_the_whole_photo(tiny_model):
     photo = frames(1, seed=2, shape=(96, 128, 3))[0]
-    live = tiny_model.live(photo, AnimationOptions(crop=False, ai_mark=True))
+    live = LiveSession(tiny_model, photo, AnimationOptions(crop=False, ai_mark=True))
     out = live.push(frames(1)[0])
     assert out.shape == photo.shape
     assert np.array_equal(out[:, :10], photo[:, :10])  # outside the pasted square: the photo's own
@@ -85,10 +85,10 @@ def test_paste_back_gives_the_whole_photo(tiny_model):
 
 def test_bad_inputs_are_our_errors(tiny_model):
     with pytest.raises(InputError, match="uint8 RGB"):
-        tiny_model.live(np.zeros((10, 10), np.uint8), PLAIN)
+        LiveSession(tiny_model, np.zeros((10, 10), np.uint8), PLAIN)
     with pytest.raises(InputError, match="AVD"):
-        tiny_model.live(frames(1)[0], AnimationOptions(crop=False, avd=True))
-    live = tiny_model.live(frames(1)[0], PLAIN)
+        LiveSession(tiny_model, frames(1)[0], AnimationOptions(crop=False, avd=True))
+    live = LiveSession(tiny_model, frames(1)[0], PLAIN)
     with pytest.raises(InputError, match="camera frame"):
         live.push(np.zeros((10, 10), np.uint8))
     with pytest.raises(InputError, match="uint8"):  # a float frame is not guessed at
@@ -98,5 +98,5 @@ def test_bad_inputs_are_our_errors(tiny_model):
 def test_live_sessions_smooth_by_default(tiny_model, colour_detector):
     from fomm_space import LIVE_DEFAULTS
 
-    live = tiny_model.live(red_patch_frame(40, 40), detector=colour_detector)
+    live = LiveSession(tiny_model, red_patch_frame(40, 40), detector=colour_detector)
     assert live.options == LIVE_DEFAULTS and live.options.smoothing > 0

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import fomm_space
-from fomm_space.config import ModelConfig
+from fomm_space.families import config_from_dict
 from fomm_space.errors import InputError
 from fomm_space.model import FommModel
 from tests.conftest import PARITY, PARITY_CASES
@@ -113,7 +113,7 @@ def test_model_without_jacobians_relative_motion():
     """The authors' code crashes here (relative jacobians of a model without them)."""
     data = yaml.safe_load((PARITY / "tiny-vox" / "config.yaml").read_text())
     data["model_params"]["common_params"]["estimate_jacobian"] = False
-    config = ModelConfig.from_dict(data)
+    config = config_from_dict(data)
     torch.manual_seed(0)
     model = FommModel(config.build(), config, device="cpu")
     rng = np.random.default_rng(0)
@@ -149,7 +149,7 @@ def test_out_of_memory_is_retried_with_smaller_batches(tiny_files, monkeypatch):
     expected = tiny_model.animate(source, driving, batch_size=1)
     # The retry is the one-batch-at-a-time path's (GPUs'): CPUs do not run out this way.
     monkeypatch.setattr(tiny_model, "_workers", lambda: 1)
-    real = tiny_model._generate
+    real = tiny_model.generate
     sizes = []
 
     def generate(prepared, kp):
@@ -159,7 +159,7 @@ def test_out_of_memory_is_retried_with_smaller_batches(tiny_files, monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(prepared, kp)
 
-    monkeypatch.setattr(tiny_model, "_generate", generate)
+    monkeypatch.setattr(tiny_model, "generate", generate)
     got = tiny_model.animate(source, driving, batch_size=8)
     assert sizes[:3] == [8, 4, 2] and max(sizes[3:]) <= 2
     assert np.allclose(got, expected, atol=1e-5)

@@ -374,3 +374,19 @@ def test_a_request_runs_the_face_networks_beside_the_models_precision(precision,
         assert seen == {("s3fd", torch.bfloat16), ("fan", torch.bfloat16), ("fan", torch.float32)}
     else:
         assert seen == {("s3fd", torch.float32), ("fan", torch.float32)}
+
+
+def test_the_source_keypoints_are_found_once_a_request(tiny_model, photo, tmp_path, monkeypatch):
+    """The overlay's source keypoints are the engine's own: one keypoint run on the photo."""
+    networks = tiny_model.networks
+    single = []
+    real = networks.keypoints
+
+    def counted(images):
+        if images.shape[0] == 1:
+            single.append(images)
+        return real(images)
+
+    monkeypatch.setattr(networks, "keypoints", counted)  # a method, not a submodule: undone cleanly
+    run(tiny_model, photo, clip_with(tmp_path, [None] * 6), tmp_path, None, crop=False, batch_size=4)
+    assert len(single) == 1

@@ -54,7 +54,7 @@ AI_MARK = "AI-generated"
 
 
 @functools.lru_cache(maxsize=16)
-def _mark_layer(height: int, width: int, text: str) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+def mark_layer(height: int, width: int, text: str) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     """(top, left), alpha (h, w, 1) and colour (h, w, 3) of the mark for a frame size."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -76,7 +76,7 @@ def stamp_ai_mark(frame: np.ndarray, text: str = AI_MARK, *, in_place: bool = Fa
     """An (H, W, 3) uint8 frame with ``text`` on a dark plate in the lower right: a copy,
     or with ``in_place`` the frame itself."""
     out = frame if in_place else np.array(frame, dtype=np.uint8, copy=True)
-    (top, left), alpha, colour = _mark_layer(out.shape[0], out.shape[1], text)
+    (top, left), alpha, colour = mark_layer(out.shape[0], out.shape[1], text)
     h, w = alpha.shape[:2]
     region = out[top:top + h, left:left + w].astype(np.float32)
     out[top:top + h, left:left + w] = (region * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
@@ -85,5 +85,5 @@ def stamp_ai_mark(frame: np.ndarray, text: str = AI_MARK, *, in_place: bool = Fa
 
 def mark_region(height: int, width: int, text: str = AI_MARK) -> tuple[slice, slice]:
     """(rows, columns) that :func:`stamp_ai_mark` changes in a ``height`` x ``width`` frame."""
-    (top, left), alpha, _ = _mark_layer(height, width, text)
+    (top, left), alpha, _ = mark_layer(height, width, text)
     return slice(top, top + alpha.shape[0]), slice(left, left + alpha.shape[1])

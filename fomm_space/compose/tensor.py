@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .overlay import AI_MARK, _mark_layer
+from .overlay import AI_MARK, mark_layer
 from .paste import SHARPEN, PasteBack
 
 
@@ -55,7 +55,7 @@ class TensorComposer:
         self.sharpen = paste.method in ("bicubic", "lanczos")
         self.mark = None
         if mark:
-            (top, left), alpha, colour = _mark_layer(*paste.size, AI_MARK)
+            (top, left), alpha, colour = mark_layer(*paste.size, AI_MARK)
             h, w = alpha.shape[:2]
             self.mark = (slice(top, top + h), slice(left, left + w), put(alpha[:, :, 0]), put(colour))
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fomm_space.config import ModelConfig
+from fomm_space.families import read_config
 from fomm_space.registry import MODELS
 from tests.conftest import MANIFESTS
 
@@ -16,7 +16,7 @@ FOMM = {name: spec for name, spec in MODELS.items() if spec.family == "fomm"}
 @pytest.mark.parametrize("spec", list(FOMM.values()), ids=list(FOMM))
 def test_state_dict_matches_published_checkpoint(spec):
     manifest = json.loads((MANIFESTS / spec.config.replace(".yaml", ".json")).read_text())
-    networks = ModelConfig.from_yaml(spec.config_path).build()
+    networks = read_config(spec.config_path).build()
     kp_detector, generator = networks.kp_detector, networks.generator
     for part, module in (("kp_detector", kp_detector), ("generator", generator)):
         ours = {k: list(v.shape) for k, v in module.state_dict().items()}

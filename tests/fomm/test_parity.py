@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fomm_space.checkpoint import load_state, read_checkpoint
-from fomm_space.config import ModelConfig
+from fomm_space.families import read_config
 from fomm_space.motion import transfer_motion
 from tests.conftest import PARITY, PARITY_CASES
 
@@ -15,7 +15,7 @@ MODES = [(r, a) for r in (0, 1) for a in (0, 1)]
 
 def build(name, align_corners):
     folder = PARITY / name
-    networks = ModelConfig.from_yaml(folder / "config.yaml").build(align_corners=align_corners)
+    networks = read_config(folder / "config.yaml").build(align_corners=align_corners)
     kp_detector, generator = networks.kp_detector, networks.generator
     state = read_checkpoint(folder / "checkpoint.pth.tar")
     load_state(kp_detector, state["kp_detector"], part="kp_detector", source=name)

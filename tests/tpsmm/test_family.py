@@ -14,7 +14,8 @@ import torch
 import yaml
 
 import fomm_space
-from fomm_space import AnimationOptions, CheckpointError, ConfigError, InputError, ModelConfig
+from fomm_space import AnimationOptions, CheckpointError, ConfigError, InputError
+from fomm_space.families import config_from_dict, read_config
 from fomm_space.fomm import FommConfig
 from fomm_space.pipeline import animate_files
 from fomm_space.tpsmm import TpsmmConfig
@@ -41,7 +42,7 @@ def save_tps_model(folder: Path, data: dict, *, avd: bool = True, seed: int = 0)
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     torch.manual_seed(seed)
-    networks = ModelConfig.from_yaml(config).build()
+    networks = read_config(config).build()
     state = {part: getattr(networks, part).state_dict() for part in
              ("kp_detector", "dense_motion_network", "inpainting_network")}
     if avd:
@@ -53,15 +54,15 @@ def save_tps_model(folder: Path, data: dict, *, avd: bool = True, seed: int = 0)
 
 
 def test_the_config_says_the_family(tiny_files, tiny_tps_files):
-    assert isinstance(ModelConfig.from_yaml(tiny_files[0]), FommConfig)
-    tps = ModelConfig.from_yaml(tiny_tps_files[0])
+    assert isinstance(read_config(tiny_files[0]), FommConfig)
+    tps = read_config(tiny_tps_files[0])
     assert isinstance(tps, TpsmmConfig) and tps.family == "tpsmm" and tps.num_kp == 20
     with pytest.raises(ConfigError, match="is a TPSMM config, not a FOMM one"):
         FommConfig.from_yaml(tiny_tps_files[0])
     data = yaml.safe_load(tiny_tps_files[0].read_text())
     del data["model_params"]["common_params"]["num_tps"]
     with pytest.raises(ConfigError, match="neither num_kp"):
-        ModelConfig.from_dict(data)
+        config_from_dict(data)
 
 
 def test_published_configs_without_frame_shape_take_the_size_in_their_name(tmp_path):
@@ -69,7 +70,7 @@ def test_published_configs_without_frame_shape_take_the_size_in_their_name(tmp_p
     data["dataset_params"]["frame_shape"] = None
     path = tmp_path / "ted-384.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert ModelConfig.from_yaml(path).size == (384, 384)
+    assert read_config(path).size == (384, 384)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -84,7 +85,7 @@ def test_configs_that_cannot_run_are_refused_clearly(change, message):
         target = data if key == "dataset_params" else data["model_params"]
         target.setdefault(key, {}).update(sub)
     with pytest.raises(ConfigError, match=message):
-        ModelConfig.from_dict(data)
+        config_from_dict(data)
 
 
 def test_a_checkpoint_of_the_other_family_is_refused(tiny_files, tiny_tps_files):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from fomm_space.checkpoint import LAYOUTS
-from fomm_space.config import ModelConfig
+from fomm_space.families import read_config
 from fomm_space.registry import MODELS
 from fomm_space.tpsmm import TpsmmConfig
 from tests.conftest import TPSMM_MANIFESTS
@@ -18,7 +18,7 @@ PARTS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_netwo
 @pytest.mark.parametrize("spec", list(TPSMM.values()), ids=list(TPSMM))
 def test_state_dicts_match_published_checkpoint(spec):
     manifest = json.loads((TPSMM_MANIFESTS / (spec.config[len("tps-"):-5] + ".json")).read_text())
-    config = ModelConfig.from_yaml(spec.config_path)
+    config = read_config(spec.config_path)
     assert isinstance(config, TpsmmConfig) and spec.filename == manifest["checkpoint_file"]
     assert list(config.frame_shape) == manifest["frame_shape"]
     networks = config.build()

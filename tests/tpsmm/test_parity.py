@@ -11,7 +11,7 @@ import torch
 
 import fomm_space
 from fomm_space.checkpoint import load_state, read_checkpoint
-from fomm_space.config import ModelConfig
+from fomm_space.families import read_config
 from tests.conftest import TPSMM_CASES, TPSMM_PARITY
 
 MODES = {"standard": dict(relative=False), "relative": dict(relative=True), "avd": dict(avd=True)}
@@ -21,7 +21,7 @@ DEVICE = os.environ.get("FOMM_TEST_DEVICE", "cpu")
 
 def networks_of(name):
     folder = TPSMM_PARITY / name
-    config = ModelConfig.from_yaml(folder / "config.yaml")
+    config = read_config(folder / "config.yaml")
     networks = config.build()
     state = read_checkpoint(folder / "checkpoint.pth.tar", family="tpsmm")
     for part, weights in state.items():
@@ -111,7 +111,7 @@ def test_inference_rewrites_keep_parity(name):
     """The engine without its rewrites (BatchNorm folding, CPU convolution methods) is
     within the same tolerance, and the rewritten one close to it."""
     networks, expected = networks_of(name)
-    config = ModelConfig.from_yaml(TPSMM_PARITY / name / "config.yaml")
+    config = read_config(TPSMM_PARITY / name / "config.yaml")
     plain = fomm_space.AnimationModel(networks, config, device="cpu", precision="fp32", optimize=False)
     fast = fomm_space.AnimationModel(networks, config, device="cpu", precision="fp32")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.networks.kp_detector.modules())
