@@ -3,12 +3,11 @@ source image by a driving video.
 
 Work that depends on the source alone (its keypoints, its encoding, the dense-motion
 network's downsampled copy) is done once; driving frames then go through in batches,
-streamed in and out, so memory stays flat however long the clip (on a CPU, two batches
-at once, each on half the threads: :data:`~fomm_space.device.CPU_WORKERS`; on 2 cores
-(vox-256, bf16) as fast as one batch on both threads alone, 96 against 100 ms a frame,
-and with decoding, composition and encoding beside it 110 against 138). The device and the
-precision are chosen here, once; the family's networks (:mod:`fomm_space.family`) know
-nothing of either.
+streamed in and out, so memory stays flat however long the clip. On a CPU two batches
+run at once, each on half the threads (:data:`~fomm_space.device.CPU_WORKERS`): two
+independent workers don't stall together when decoding or encoding takes a core from
+one. The device and the precision are chosen here, once; the family's networks
+(:mod:`fomm_space.family`) know nothing of either.
 """
 
 from __future__ import annotations
@@ -96,9 +95,8 @@ class AnimationModel:
             networks = networks.optimized(cpu=self.device.type == "cpu")
         self.networks = networks.to(self.device)
         # bf16 keeps 8 bits of mantissa: too few for the dense motion, which steers
-        # every pixel (vox-256 at bf16: 39 dB from fp32 with it, 50 dB with it in fp32,
-        # and no slower on a CPU). So at bf16 the source's preparation and the motion run
-        # in fp32, the decoder in bf16. fp16's 11 bits are enough everywhere (56 dB).
+        # every pixel. So at bf16 the source's preparation and the motion run in fp32,
+        # the decoder in bf16. fp16's 11 bits are enough everywhere.
         self.motion_dtype = torch.float32 if self.dtype == torch.bfloat16 else self.dtype
         if self.dtype != torch.float32 and self.motion_dtype == self.dtype and self.device.type != "cpu":
             # Convolution weights stored at the compute precision: autocast would

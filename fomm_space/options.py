@@ -38,8 +38,8 @@ class AnimationOptions:
             the photo's size and framing (where the photo is larger than the model's
             frames; photos over 1920 pixels a side are scaled down to that).
         upscale: how the face is enlarged for paste-back: "bicubic" (sharp, with a light
-            unsharp mask), "lanczos" (the same with a Lanczos kernel: 43 dB from bicubic,
-            17x slower) or "bilinear" (soft).
+            unsharp mask), "lanczos" (the same with a Lanczos kernel, far slower) or
+            "bilinear" (soft).
         smoothing: steadiness of the driving keypoints, 0 (off: the authors' behaviour)
             to 1 (strongest); a One-Euro filter.
         avd: TPSMM's AVD mode (animation via disentanglement: the driving pose on the

@@ -222,27 +222,18 @@ def _region_filter(region: tuple[int, int, int, int]) -> tuple[list[str], tuple[
 
 X264_OPTIONS = ("-preset", "ultrafast", "-x264-params", "deblock=1:bframes=3:b-adapt=0")
 """x264's settings (with CRF 18): its fastest preset with the deblocking filter and
-three B-frames put back, and CAVLC, its default entropy coder there.
-
-Measured on a 2-core CPU (1280x960 frames pasted into a photo, one thread). Against
-preset veryfast, the first version's: the same PSNR or better (+0.1 to +0.2 dB) at about
-half the CPU time or less, in files 1.3-3x larger; plain ultrafast wrote files 1.9-6x
-larger, superfast saved a third at most. CABAC (tried next) changes no picture, the
-entropy coder being lossless and ultrafast choosing without it: the decoded frames are
-the same bit for bit (a test); it writes files a sixth smaller but costs CPU per bit,
-which the benchmark's random-weight faces have many of (25 Mbit/s): on an Intel Xeon,
-there 13.8 ms a frame with it, 9.3 without (28 -> 34 MiB for 10 s); on the example
-clip enlarged to 1280x960 3.9 and 3.7 ms (1.4 -> 1.6 MiB)."""
+three B-frames put back, and CAVLC, its default entropy coder there: about the quality of
+preset veryfast at half its CPU time, in larger files. CABAC would change no picture
+(the entropy coder is lossless; a test) but costs CPU per bit."""
 
 
 def ffmpeg_threads() -> int:
     """Threads for x264 and for ffmpeg's decoders: one on machines of up to 4 cores, else
     ffmpeg's own choice (0).
 
-    Measured on a 2-core CPU: x264's default frame threads cost 1.8x the CPU time of one
-    thread for the same file (1280x960, CRF 18), time the engine needs, and one thread
-    still encodes over 80 frames/s; decoding 720p H.264 on one thread costs 12% less CPU
-    (2.1 against 2.4 ms a frame).
+    On a small machine x264's frame threads cost CPU time the engine needs, while one
+    thread still encodes far faster than the engine animates; one decoding thread is
+    cheaper too.
     """
     return 1 if (os.cpu_count() or 1) <= 4 else 0
 
@@ -422,8 +413,8 @@ class VideoWriter:
         if self._sound is not None and (why := self._sound_failed()) is not None:  # said now, not at the end
             raise InputError(f"The sound of {self.audio_from.name} can't be read ({why}).")
         # The BT.601 limited-range conversion ffmpeg would make (luma within 1 of it,
-        # chroma averaged 2x2 where ffmpeg filters wider: 0.9 dB less on a face), at half
-        # the bytes piped; a 1280x960 frame then costs 4.3 ms of CPU to encode, not 8.
+        # chroma averaged 2x2 where ffmpeg filters wider), at half the bytes piped and a
+        # part of ffmpeg's CPU time.
         self._send(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420))
         self.frames += 1
 

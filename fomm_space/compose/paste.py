@@ -51,9 +51,8 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *
     where the frame grows by more than 1.5x (sharp edges, no ringing halos: 60% of the
     difference from a Gaussian blur of sigma = half the growth, in enlarged pixels; the
     blur is made before the enlargement). ``lanczos``: the same
-    with OpenCV's 8x8 Lanczos kernel, 17x slower than bicubic and 43 dB from it on
-    the example face enlarged 3.4x, both sharpened (50 dB before sharpening; OpenCV's
-    Lanczos is 52 dB from PIL's, which the first version used). ``bilinear``:
+    with OpenCV's 8x8 Lanczos kernel, far slower than bicubic for a picture hard to tell
+    from it (docs/benchmarks.md). ``bilinear``:
     anti-aliased bilinear (soft). Frames that shrink are area-averaged (OpenCV's
     kernels do not filter against aliasing).
 
@@ -87,8 +86,8 @@ def upscale(frame: np.ndarray, size: tuple[int, int], method: str = "bicubic", *
     growth = size[0] / frame.shape[0]
     if growth > 1.5:
         # The blur of the enlarged frame, made at the frame's own size (sigma scaled down,
-        # as wide as the continuous one) and enlarged bicubically: the sharpened face
-        # 55-59 dB from blurring the enlarged frame (the example face), at 2.4 against 5.8 ms on a 960 box.
+        # as wide as the continuous one) and enlarged bicubically: close to blurring the
+        # enlarged frame (a test), at a fraction of its cost.
         cv2.GaussianBlur(frame, (0, 0), _sampled_sigma(round(max(1.0, growth / 2) / growth, 3)), dst=small_blurred)
         cv2.resize(small_blurred, (size[1], size[0]), dst=blurred, interpolation=cv2.INTER_CUBIC)
         cv2.addWeighted(big[part], 1.0 + SHARPEN, blurred[part], -SHARPEN, 0.0, dst=out)
