@@ -65,11 +65,13 @@ LIVE_FRAME_PIXELS = 4_000_000  # a camera frame sent to the Live tab
 log = logging.getLogger("fomm-space")
 # The toggles wrap onto more lines on narrow screens instead of squeezing their labels.
 # Gradio's time badge on the streamed picture would cover its "AI-generated" mark (the
-# status line below says the time a frame).
+# status line below says the time a frame). A long model name ends before the dropdown's
+# arrow, not under it.
 CSS = """
 #toggles .form, #live-toggles .form { flex-direction: row; flex-wrap: wrap; }
 #toggles .form > *, #live-toggles .form > * { flex: 1 1 170px !important; min-width: 170px !important; }
 #live-out .progress-text { display: none !important; }
+#model input, #live-model input { padding-right: 28px !important; text-overflow: ellipsis; }
 """
 CONSENT = ("Only animate people who agreed to it, and never to deceive, harass or impersonate. "
            "Videos are marked *AI-generated* unless you switch the mark off; keep it when you share them.")
