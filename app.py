@@ -29,7 +29,6 @@ import argparse
 import collections
 import concurrent.futures
 import contextlib
-import dataclasses
 import hashlib
 import html
 import inspect
@@ -47,8 +46,9 @@ from pathlib import Path
 import gradio as gr
 
 import fomm_space
-from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, AnimationOptions, FommError, load_model, read_config
+from fomm_space import DEFAULTS, LIVE_DEFAULTS, MODELS, FommError, load_model, read_config
 from fomm_space.faces import DETECTORS
+from fomm_space.options import options_from
 from fomm_space.guard import Endpoint, Gate, Guard, Limits, clip, paths_in
 from fomm_space.frames import MAX_IMAGE_PIXELS, read_image
 from fomm_space.compose.paste import UPSCALERS
@@ -413,10 +413,10 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             raise refuse("The AVD mode exists only for TPSMM models; untick it or choose a TPSMM model.",
                          "avd=True works only with a TPSMM model; set avd=False or choose one (model=...).",
                          request)
-        options = AnimationOptions(relative=relative, adapt_scale=adapt_scale, crop=crop_faces,
-                                   find_best_frame=find_best_frame, crop_scale=crop_scale, max_seconds=max_seconds,
-                                   max_frames=args.max_frames, ai_mark=ai_mark, paste_back=paste_back,
-                                   smoothing=smoothing, upscale=upscale, avd=avd, face_detector=face_detector)
+        options = options_from(dict(relative=relative, adapt_scale=adapt_scale, crop_faces=crop_faces,
+                                    find_best_frame=find_best_frame, crop_scale=crop_scale, max_seconds=max_seconds,
+                                    max_frames=args.max_frames, ai_mark=ai_mark, paste_back=paste_back,
+                                    smoothing=smoothing, upscale=upscale, avd=avd, face_detector=face_detector))
         run = Run(lambda report: start_run(source, driving, model, options, report), workers)
         session = request.session_hash if request is not None else None
         running[session] = run
@@ -585,8 +585,8 @@ def live_ui(models: Models, choices: list, default_model: str) -> None:
             old.close()
         if not photo_path:
             raise refuse("Please give a photo first.", request=request)
-        options = dataclasses.replace(LIVE_DEFAULTS, relative=relative, adapt_scale=adapt_scale, crop=crop_faces,
-                                      paste_back=paste_back, smoothing=smoothing)
+        options = options_from(dict(relative=relative, adapt_scale=adapt_scale, crop_faces=crop_faces,
+                                    paste_back=paste_back, smoothing=smoothing), LIVE_DEFAULTS)
         try:
             live = fomm_space.LiveSession(models.get(name), read_image(photo_path), options)
         except FommError as e:

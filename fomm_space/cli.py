@@ -11,7 +11,7 @@ from typing import NoReturn
 from .device import PRECISIONS
 from .errors import FommError
 from .faces import DETECTORS
-from .options import DEFAULTS, AnimationOptions
+from .options import DEFAULTS, AnimationOptions, options_from
 from .compose.paste import UPSCALERS
 from .video import ENCODERS
 from .registry import DEFAULT_MODEL, FAMILY_TITLES, MODELS
@@ -124,12 +124,7 @@ def _animate(args: argparse.Namespace) -> int:
     if args.upscale is not None and not args.paste_back:
         return _fail("--upscale only applies when the face is pasted back into the photo; "
                      "drop --upscale or --no-paste-back.", 2)
-    options = AnimationOptions(relative=args.relative, adapt_scale=args.adapt_scale, best_frame=args.best_frame,
-                               find_best_frame=args.find_best_frame, crop=args.crop, crop_scale=args.crop_scale,
-                               max_seconds=args.max_seconds, batch_size=args.batch_size, ai_mark=args.ai_mark,
-                               paste_back=args.paste_back, upscale=args.upscale or DEFAULTS.upscale,
-                               smoothing=args.smooth, avd=args.avd, face_detector=args.face_detector,
-                               encoder=args.encoder)
+    options = options_from(vars(args))
     if args.checkpoint is None and args.config is not None:
         return _fail("--config needs --checkpoint (or leave both out and use --model).", 2)
     if args.avd:  # before any download: the family is in the registry or the config
@@ -159,8 +154,7 @@ def _crop(args: argparse.Namespace) -> int:
 
     if args.size < 16 or args.size > 2048:
         return _fail(f"--size must be between 16 and 2048 pixels, got {args.size}.", 2)
-    options = AnimationOptions(crop_scale=args.crop_scale, max_seconds=args.max_seconds,
-                               face_detector=args.face_detector, encoder=args.encoder)
+    options = options_from(vars(args))
     with _ProgressBars() as progress:
         report = crop_video_file(args.input, args.output, size=(args.size, args.size), options=options,
                                  device=str(select_device(args.device)), progress=progress)

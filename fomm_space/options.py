@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -75,6 +77,24 @@ class AnimationOptions:
 DEFAULTS = AnimationOptions()
 
 LIVE_DEFAULTS = AnimationOptions(smoothing=0.5)
+
+NAMES: dict[str, str] = {"crop_faces": "crop", "smooth": "smoothing"}
+"""Other names of option fields: the page's and the web API's (``crop_faces``), the
+command line's (``--smooth``)."""
+
+
+def options_from(values: Mapping[str, object], base: AnimationOptions = DEFAULTS) -> AnimationOptions:
+    """The options named in ``values`` (by field or by one of :data:`NAMES`) on top of
+    ``base``: how the command line (its parsed flags) and the page (its controls) make
+    theirs, from one list of fields. Names that are no option are left out; ``None``
+    keeps ``base``'s value where the field itself is never None."""
+    known = {f.name: f for f in fields(AnimationOptions)}
+    chosen = {}
+    for name, value in values.items():
+        field = NAMES.get(name, name)
+        if field in known and (value is not None or getattr(base, field) is None):
+            chosen[field] = value
+    return dataclasses.replace(base, **chosen)
 """The defaults of a live (webcam) session: a camera's keypoints jitter more than a
 clip's, so they are smoothed by default."""
 
