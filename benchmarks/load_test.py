@@ -153,13 +153,13 @@ class Traffic:
         return ("good" if ok else "good-failed"), time.perf_counter() - t0, status
 
     def bad(self, kind: str) -> tuple[str, float, str]:
-        from gradio_client.exceptions import AppError
+        from gradio_client.exceptions import AppError, ValidationError
 
         m = self.media
         t0 = time.perf_counter()
         if kind in ("server-path", "link"):
-            text = self._raw(kind)
-            refused = "event: error" in text and "event: complete" not in text
+            status, text = self._raw(kind)
+            refused = status == 422 and ("Only files you uploaded" in text or "Links are not taken" in text)
             return ("refused" if refused else f"bad-accepted:{kind}"), time.perf_counter() - t0, text[-200:]
         source, driving, kw = {
             "photo-as-video": (m["photo"], m["photo"], {}), "video-as-photo": (m["clip"], m["clip"], {}),
@@ -169,22 +169,23 @@ class Traffic:
         }[kind]
         try:
             self._predict(source, driving, **kw)
-        except AppError as e:
+        except (AppError, ValidationError) as e:  # ValidationError: refused by the guard before the queue
             message = str(e)
             ours = message.strip() and "has raised an exception" not in message
             return ("refused" if ours else f"bad-unclear:{kind}"), time.perf_counter() - t0, message
         return f"bad-accepted:{kind}", time.perf_counter() - t0, ""
 
-    def _raw(self, kind: str) -> str:
-        """A request over plain HTTP naming a file it did not upload."""
+    def _raw(self, kind: str) -> tuple[int, str]:
+        """A request over plain HTTP naming a file it did not upload: the status and the
+        text of the answer (the guard refuses it before it is queued)."""
         import httpx
 
         with open(self.media["photo"], "rb") as f:
             photo = httpx.post(self.url + "gradio_api/upload", files={"files": f}, timeout=30).json()[0]
         target = "/etc/passwd" if kind == "server-path" else "http://127.0.0.1:9/clip.mp4"
         data = api_data(photo, target)
-        event = httpx.post(self.url + "gradio_api/call/animate", json={"data": data}, timeout=30).json()["event_id"]
-        return httpx.get(self.url + f"gradio_api/call/animate/{event}", timeout=120).text
+        answer = httpx.post(self.url + "gradio_api/call/animate", json={"data": data}, timeout=30)
+        return answer.status_code, answer.text
 
     def cancelled(self, how: str) -> tuple[str, float, str]:
         """A long run, stopped once it animates: by the client's cancel ("cancel") or by
@@ -272,7 +273,9 @@ def main() -> None:
         media = make_media(work)
         env = {"GRADIO_TEMP_DIR": str(server_tmp), "PYTHONUNBUFFERED": "1"}
         args_ = ["--config", tiny / "config.yaml", "--checkpoint", tiny / "checkpoint.pth.tar", "--device", "cpu",
-                 "--concurrency", CONCURRENCY, "--keep-minutes", KEEP_MINUTES]
+                 "--concurrency", CONCURRENCY, "--keep-minutes", KEEP_MINUTES,
+                 "--per-visitor", 2 * args.clients,  # every client is one visitor here (127.0.0.1)
+                 "--temp-dir", server_tmp]
         with served_app(args_, work, env, stderr=subprocess.PIPE) as (url, server):
             log = ServerLog(server.stderr)
             traffic = Traffic(url, media, log, server_tmp / "fomm-space")
