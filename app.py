@@ -250,37 +250,19 @@ def describe(stage: str, done: int, total: int | None, model: str) -> str:
 
 
 class Outputs:
-    """Per-request output folders under one root, deleted after ``keep_s`` seconds.
+    """Per-request output folders under one root, named at random.
 
     The videos are written inside Gradio's cache, so Gradio serves them without a copy;
     the whole cache (uploads included) is swept by the :class:`~fomm_space.guard.Gate`.
     A failed request's folder is deleted at once.
     """
 
-    def __init__(self, root: Path, keep_s: float):
+    def __init__(self, root: Path):
         self.root = root
-        self.keep_s = keep_s
-        self._lock = threading.Lock()
 
     def new(self) -> Path:
-        self.sweep()
         self.root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
-
-    def sweep(self) -> int:
-        """Delete the folders older than ``keep_s``; returns how many."""
-        if not self.root.is_dir():
-            return 0
-        cutoff, removed = time.time() - self.keep_s, 0
-        with self._lock:
-            for folder in self.root.glob("run-*"):
-                try:
-                    if folder.stat().st_mtime < cutoff:
-                        shutil.rmtree(folder, ignore_errors=True)
-                        removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
 
     @staticmethod
     def discard(folder: Path) -> None:
@@ -344,12 +326,11 @@ def _on_gpu(fn):
 
 
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
-    keep_s = args.keep_minutes * 60
     # Gradio's uploads and cache in a folder of this app's own, which the guard sweeps.
     temp = Path(args.temp_dir).resolve()
     temp.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
-    runs = Outputs(temp / "fomm-space", keep_s)
+    runs = Outputs(temp / "fomm-space")
     short = {"fomm": "FOMM", "tpsmm": "TPSMM"}
     local: dict[str, tuple[str, str]] = {}
     public: frozenset[Path] = frozenset()
@@ -696,7 +677,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def limits_of(args: argparse.Namespace) -> Limits:
     """The guard's limits from the command line."""
     return Limits(jobs=args.per_visitor, files_per_upload=args.files_per_upload,
-                  upload_mb_per_hour=args.upload_mb_per_hour, upload_mb=args.max_upload_mb, inline_mb=args.inline_mb,
+                  upload_mb_per_hour=args.upload_mb_per_hour, inline_mb=args.inline_mb,
                   keep_s=args.keep_minutes * 60, stream_idle_s=args.live_idle_seconds, proxy_hops=args.proxy_hops)
 
 

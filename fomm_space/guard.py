@@ -49,7 +49,6 @@ class Limits:
     events: int = 8                    # events of any kind queued or running at once
     files_per_upload: int = 4          # files in one upload request
     upload_mb_per_hour: float = 1000.0
-    upload_mb: float = 200.0           # one uploaded file
     inline_mb: float = 8.0             # an image sent inside a request (a data URL)
     inline_pixels: int = 50_000_000    # its pixels, read from its header
     keep_s: float = 3600.0             # how long uploads and results are kept
@@ -298,9 +297,17 @@ class Gate:
 
     def sweep(self, now: float | None = None) -> int:
         """Delete the files under ``root`` older than ``Limits.keep_s`` that no live job
-        needs, and the folders left empty; returns how many files."""
+        needs, and the folders as old left empty (not one just made for a file about to
+        come); returns how many files."""
         cutoff = (time.time() if now is None else now) - self.limits.keep_s
         keep, removed = self.pinned(), 0
+        aged = set()  # folders old before this sweep (deleting in a folder makes it new)
+        for folder, _, _ in os.walk(self.root):
+            try:
+                if os.stat(folder).st_mtime < cutoff:
+                    aged.add(folder)
+            except OSError:
+                pass
         for folder, dirs, files in os.walk(self.root, topdown=False):
             for name in files:
                 path = Path(folder, name)
@@ -312,7 +319,7 @@ class Gate:
                             self._owners.pop(path, None)
                 except OSError:
                     pass
-            if Path(folder) != self.root:
+            if folder in aged and Path(folder) != self.root:
                 try:
                     os.rmdir(folder)  # only if empty
                 except OSError:

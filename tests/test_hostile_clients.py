@@ -364,12 +364,15 @@ def test_the_sweep_keeps_what_a_queued_job_needs(tmp_path):
         f.parent.mkdir()
         f.write_bytes(b"x")
     old = time.time() - 3600
-    for f in (needed, stale):
+    for f in (needed, stale, stale.parent):
         os.utime(f, (old, old))
     gate.record("v", [str(needed), str(stale), str(fresh)])
     job, why = gate.admit("v", Endpoint("animate", (), "job"), frozenset({needed.resolve()}))
     gate.joined(job, "e1", {})
+    just_made = tmp_path / "run-new"  # a run's folder, its first file not written yet
+    just_made.mkdir()
     assert gate.sweep() == 1
     assert needed.exists() and fresh.exists() and not stale.exists() and not stale.parent.exists()
+    assert just_made.exists()
     alive.clear()  # the job ended
     assert gate.sweep() == 1 and not needed.exists()
